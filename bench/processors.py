@@ -1,0 +1,134 @@
+"""Processors benchmark: raw aiokafka consumption vs one worker end to end.
+
+    .venv/bin/python bench/processors.py --bootstrap 127.0.0.1:19092 [--events 1000000]
+
+Generates a realistic mix (60% social, 40% web), loads it into ``bench.events``, then
+measures (a) raw aiokafka ``getmany`` consumption of that topic and (b) one ``ripple
+worker`` processing it end to end (gate, resolve, rollup, all metrics) until every window
+is final. Prints events/s for both, their ratio and the worker's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deploy.commands.replay import free_port  # noqa: E402
+from deploy.history import DEMO_CONFIG, HistorySpec, generate  # noqa: E402
+from ingest.topics import Topics  # noqa: E402
+from processors.finalize import COMPLETE_KEY  # noqa: E402
+from processors.replay import collect_results, produce_lines, request_flush  # noqa: E402
+from processors.topology import delete_namespace, ensure_topics  # noqa: E402
+
+NS = "bench"
+
+
+async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=32 << 20)  # fmt: skip
+    await consumer.start()
+    try:
+        meta = KafkaConsumer(bootstrap_servers=bootstrap)
+        parts = meta.partitions_for_topic(topic) or set()
+        meta.close()
+        tps = [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        n = 0
+        started = time.perf_counter()
+        while n < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            n += sum(len(v) for v in batch.values())
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def record_time(bootstrap: str, topic: str, first: bool, key: bytes | None = None) -> float:
+    """Kafka timestamp (s) of the first record of a topic, or of the record with ``key``."""
+    c = KafkaConsumer(
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
+    parts = c.partitions_for_topic(topic) or set()
+    c.assign([TopicPartition(topic, p) for p in parts])
+    best = float("inf") if first else 0.0
+    for rec in c:
+        if first:
+            best = min(best, rec.timestamp / 1000)
+        elif rec.key == key:
+            best = rec.timestamp / 1000
+    c.close()
+    return best
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=6)
+    args = ap.parse_args()
+
+    per_minute = 1400
+    spec = HistorySpec(hours=args.events / per_minute / 60, social_per_minute=per_minute * 0.6,
+                       web_per_minute=per_minute * 0.4, seed=11)  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="ripple-bench-"))
+    cfg = tmp / "bench.toml"
+    cfg.write_text(
+        f'[kafka]\nbootstrap = "{args.bootstrap}"\npartitions = {args.partitions}\n\n' + DEMO_CONFIG
+    )
+
+    delete_namespace(args.bootstrap, NS)
+    ensure_topics(args.bootstrap, NS, args.partitions, args.partitions)
+    t = time.perf_counter()
+    n = produce_lines(args.bootstrap, NS, generate(spec))
+    print(f"loaded {n} events into {Topics(NS).events} in {time.perf_counter() - t:.1f}s")
+
+    raw = asyncio.run(raw_consume(args.bootstrap, Topics(NS).events, n))
+    print(f"(a) raw aiokafka getmany: {raw:,.0f} events/s")
+
+    request_flush(args.bootstrap, NS)
+    cmd = [sys.executable, "-m", "deploy.cli", "worker", "--config", str(cfg), "--namespace", NS,
+           "--web-port", str(free_port()), "--state-dir", str(tmp / "state"), "--loglevel", "warning"]  # fmt: skip
+    log = (tmp / "worker.log").open("wb")
+    worker = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        rows = collect_results(
+            args.bootstrap, NS, timeout=3600, alive=lambda: worker.poll() is None
+        )
+        rss = peak_rss_mib(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    began = record_time(args.bootstrap, Topics(NS).internal("batches"), first=True)
+    ended = record_time(args.bootstrap, Topics(NS).results, first=False, key=COMPLETE_KEY)
+    rate = n / (ended - began)
+    print(
+        f"(b) one worker end to end: {rate:,.0f} events/s ({ended - began:.1f}s, {len(rows)} result rows)"
+    )
+    print(f"ratio (b)/(a): {rate / raw:.2f}")
+    print(f"worker peak RSS: {rss:.0f} MiB")
+    print(f"worker log: {tmp / 'worker.log'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Configuration: one TOML file, overridable by environment variables.
+
+The file holds the tracking rules of METRICS.md (``[[brands]]``, ``[[campaigns]]``,
+``[[sites]]``) and the pipeline's settings (``[kafka]``, ``[stack]``, ``[processing]``,
+``[collector]``, ``[sources.<name>]``, ``[networks]``). Every setting has a default, so an
+empty file (or none) runs the local stack. Secrets never live here: sources name the
+environment variables or secret files that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class Brand(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    terms: list[str] = []
+    hashtags: list[str] = []
+    domains: list[str] = []
+    competitor: bool = False
+    accounts: dict[str, list[str]] = {}
+
+
+class Campaign(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    brand: str
+    hashtags: list[str] = []
+    terms: list[str] = []
+    utm_campaign: list[str] = []
+
+
+class Site(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    domains: list[str] = []
+
+
+class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True):
+    bootstrap: str = "127.0.0.1:19092"
+    namespace: str = "ripple"
+    partitions: int = 6
+    max_event_bytes: int = 65536
+
+
+class StackSettings(msgspec.Struct, forbid_unknown_fields=True):
+    state_dir: str = ".ripple"
+    kafka_version: str = "3.9.1"
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    prometheus_port: int = 19090
+    alertmanager_port: int = 19093 + 1
+    collector_port: int = 18080
+    worker_web_port: int = 16066
+    workers: int = 1
+
+
+class ProcessingSettings(msgspec.Struct, forbid_unknown_fields=True):
+    allowed_lateness_seconds: int = 600
+    dedupe_seconds: int = 86400
+    target_retention_seconds: int = 7 * 86400
+    session_attribution_seconds: int = 1800
+    rocksdb_block_cache_mb: int = 64
+    exactly_once: bool = True
+
+
+class CollectorSettings(msgspec.Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 18080
+    max_body_bytes: int = 16384
+    max_batch: int = 50
+    rate_per_second: float = 50.0
+    rate_burst: int = 200
+    spool_path: str = ""
+    spool_max_seconds: int = 3600
+    spool_max_bytes: int = 256 * 1024 * 1024
+
+
+class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True):
+    # Extra referrer domains per network, e.g. {"mastodon": ["mastodon.social"]}.
+    extra_domains: dict[str, list[str]] = {}
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    brands: list[Brand] = []
+    campaigns: list[Campaign] = []
+    sites: list[Site] = []
+    kafka: KafkaSettings = msgspec.field(default_factory=KafkaSettings)
+    stack: StackSettings = msgspec.field(default_factory=StackSettings)
+    processing: ProcessingSettings = msgspec.field(default_factory=ProcessingSettings)
+    collector: CollectorSettings = msgspec.field(default_factory=CollectorSettings)
+    networks: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    # Per-source settings stay loosely typed here; each source validates its own table.
+    sources: dict[str, dict[str, Any]] = {}
+    path: str | None = None
+
+    def brand(self, name: str) -> Brand | None:
+        return next((b for b in self.brands if b.name == name), None)
+
+
+# Environment overrides: RIPPLE_<SECTION>_<KEY>, e.g. RIPPLE_KAFKA_BOOTSTRAP.
+_ENV_SECTIONS = ("kafka", "stack", "processing", "collector")
+
+
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+    for section in _ENV_SECTIONS:
+        prefix = f"RIPPLE_{section.upper()}_"
+        for key, value in env.items():
+            if key.startswith(prefix):
+                raw.setdefault(section, {})[key[len(prefix) :].lower()] = value
+
+
+def _coerce(raw: dict[str, Any]) -> dict[str, Any]:
+    """Environment values are strings; coerce them to the declared field types."""
+    for section, struct in (
+        ("kafka", KafkaSettings),
+        ("stack", StackSettings),
+        ("processing", ProcessingSettings),
+        ("collector", CollectorSettings),
+    ):
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            continue
+        for field in msgspec.structs.fields(struct):
+            value = table.get(field.name)
+            if isinstance(value, str) and field.type in (int, float, bool):
+                if field.type is bool:
+                    table[field.name] = value.lower() in ("1", "true", "yes", "on")
+                else:
+                    try:
+                        table[field.name] = field.type(value)
+                    except ValueError:
+                        raise ConfigError(
+                            f"{section}.{field.name}: {value!r} is not a {field.type.__name__}"
+                        ) from None
+    return raw
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Load the TOML file (``$RIPPLE_CONFIG`` when no path is given), then the environment."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("RIPPLE_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    _apply_env(raw, env)
+    try:
+        cfg = msgspec.convert(_coerce(raw), Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path or 'configuration'}: {exc}") from None
+    _check(cfg)
+    if path:
+        cfg.path = str(Path(path).resolve())
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    names = [b.name for b in cfg.brands]
+    if len(names) != len(set(names)):
+        raise ConfigError("brands: duplicate brand names")
+    for c in cfg.campaigns:
+        if cfg.brand(c.brand) is None:
+            raise ConfigError(f"campaigns.{c.name}: unknown brand {c.brand!r}")
+    if cfg.kafka.partitions < 1:
+        raise ConfigError("kafka.partitions must be at least 1")
+
+
+def read_secret(env_name: str, env: dict[str, str] | None = None) -> str | None:
+    """A secret from ``$NAME`` or from the file named by ``$NAME_FILE``; never logged."""
+    env = dict(os.environ) if env is None else env
+    if env.get(env_name):
+        return env[env_name]
+    file = env.get(f"{env_name}_FILE")
+    if file:
+        return Path(file).read_text(encoding="utf-8").strip()
+    return None

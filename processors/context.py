@@ -1,0 +1,39 @@
+"""What every agent of one namespace shares: configuration, compiled rules, topic names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ingest.config import Config
+from ingest.topics import Topics
+from processors.matching import Tracker
+from processors.networks import NetworkClassifier
+from processors.partition_state import Settings
+
+
+@dataclass
+class Context:
+    config: Config
+    namespace: str
+    bootstrap: str
+    partitions: int
+    topics: Topics = field(init=False)
+    tracker: Tracker = field(init=False)
+    classifier: NetworkClassifier = field(init=False)
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.topics = Topics(self.namespace)
+        self.tracker = Tracker(self.config)
+        self.classifier = NetworkClassifier(self.config.networks.extra_domains)
+        p = self.config.processing
+        self.settings = Settings(
+            lateness=float(p.allowed_lateness_seconds),
+            dedupe_seconds=float(p.dedupe_seconds),
+            target_retention=float(p.target_retention_seconds),
+            attribution=float(p.session_attribution_seconds),
+        )
+
+    @property
+    def lateness(self) -> float:
+        return self.settings.lateness

@@ -1,0 +1,347 @@
+"""The gate: the lean first stage in front of faust's stateful agents.
+
+One active gate per namespace (every worker runs one; ``AllToOneAssignor`` makes the
+first member of the group own every partition and the others hot standbys) reads
+``<ns>.events`` in large aiokafka batches and, per record:
+
+- decodes and validates it (invalid → ``<ns>.dlq`` with the original bytes and reason);
+- advances the namespace's event-time watermark (the largest event time seen) and flags
+  the window sizes the event is late for — one global watermark, as METRICS.md defines it;
+- routes it to the stateful stage's partition where what must meet lands together
+  (see ``routes``), packing many events into one record per partition, so faust's
+  per-record cost is paid per batch, not per event.
+
+Output, DLQ records and the input offsets commit in one Kafka transaction, and the
+watermark rides in the offsets' commit metadata: a killed gate resumes exactly where its
+last transaction ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.cluster import ClusterMetadata
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
+from kafka.admin import KafkaAdminClient
+
+from ingest.events import Event, InvalidEvent, decode_with_ts
+from ingest.producer import dead_letter_headers, partition_key
+from ingest.telemetry import counter, gauge
+from ingest.topics import Topics
+from processors.metrics import (
+    PROC_DEAD_LETTERS,
+    PROC_EVENTS,
+    PROC_FRESHNESS,
+    PROC_LAST_EVENT,
+    PROC_LATE,
+    PROC_WATERMARK,
+)
+from processors.partition_state import PRIMARY, REPLY_ENGAGEMENT
+from processors.windows import LATE_BITS, late_flags
+
+log = logging.getLogger(__name__)
+
+_pack = msgspec.msgpack.Encoder().encode
+
+
+class AllToOneAssignor(AbstractPartitionAssignor):
+    """Every partition to one member (the lowest member id): a singleton with standbys."""
+
+    name = "ripple-all-to-one"
+    version = 0
+
+    @classmethod
+    def assign(
+        cls, cluster: ClusterMetadata, members: Mapping[str, ConsumerProtocolMemberMetadata]
+    ) -> dict[str, ConsumerProtocolMemberAssignment]:
+        leader = min(members)
+        topics = sorted({t for m in members.values() for t in m.subscription})
+        owned = [(t, sorted(cluster.partitions_for_topic(t) or ())) for t in topics]
+        return {
+            m: ConsumerProtocolMemberAssignment(cls.version, owned if m == leader else [], b"")
+            for m in members
+        }
+
+    @classmethod
+    def metadata(cls, topics: Iterable[str]) -> ConsumerProtocolMemberMetadata:
+        return ConsumerProtocolMemberMetadata(cls.version, list(topics), b"")
+
+    @classmethod
+    def on_assignment(cls, assignment: ConsumerProtocolMemberAssignment) -> None:
+        pass
+
+
+def stage_partition(key: bytes, partitions: int) -> int:
+    return zlib.crc32(key) % partitions
+
+
+def routes(ev: Event, partitions: int) -> list[tuple[int, int]]:
+    """(partition, role) pairs: the event's own key, plus its parent's for a reply."""
+    out = [(stage_partition(partition_key(ev), partitions), PRIMARY)]
+    reply_to = getattr(ev, "reply_to", None)
+    if ev.kind == "post" and reply_to:  # type: ignore[attr-defined]
+        out.append((stage_partition(reply_to.encode(), partitions), REPLY_ENGAGEMENT))
+    return out
+
+
+class GateState(msgspec.Struct):
+    watermark: float | None = None  # None: nothing seen yet
+    max_ts: float | None = None
+    flushed: bool = False  # end of a replay: every window closed
+
+
+class Gate:
+    def __init__(
+        self,
+        bootstrap: str,
+        namespace: str,
+        partitions: int,
+        lateness: float,
+        max_event_bytes: int = 65536,
+        batch_records: int = 5000,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = Topics(namespace)
+        self.namespace = namespace
+        self.partitions = partitions
+        self.lateness = lateness
+        self.max_event_bytes = max_event_bytes
+        self.batch_records = batch_records
+        self.group = f"{namespace}.gate"
+        self.out_topic = self.topics.internal("batches")
+        self.control_topic = self.topics.internal("control")
+        self.state = GateState()
+        self.flush_at: dict[int, int] | None = None
+        self._needs_recovery = True
+        self._stopping = asyncio.Event()
+        self._m_events = counter(PROC_EVENTS)
+        self._m_dead = counter(PROC_DEAD_LETTERS)
+        self._m_late = counter(PROC_LATE)
+        self._m_wm = gauge(PROC_WATERMARK)
+        self._m_last = gauge(PROC_LAST_EVENT)
+        self._m_fresh = gauge(PROC_FRESHNESS)
+        self._newest: dict[str, float] = {}
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # -- state recovery from the commit metadata --------------------------------------
+    def _recover(self) -> None:
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap, client_id=f"{self.group}-recover"
+        )
+        try:
+            offsets = admin.list_group_offsets({self.group: None}).get(self.group, {})
+        finally:
+            admin.close()
+        self.state = GateState()
+        self.flush_at = None
+        for tp, om in offsets.items():
+            if tp.topic == self.topics.events and om.metadata:
+                saved = msgspec.json.decode(om.metadata, type=GateState)
+                if saved.watermark is not None and (
+                    self.state.watermark is None or saved.watermark > self.state.watermark
+                ):
+                    self.state = saved
+            if tp.topic == self.control_topic and om.metadata:
+                self.flush_at = {int(k): v for k, v in orjson.loads(om.metadata).items()} or None
+
+    # -- main loop -----------------------------------------------------------------
+    async def run(self) -> None:
+        gate = self
+
+        class Listener(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                pass
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                log.info("gate %s: %d partitions assigned", gate.namespace, len(assigned))
+                gate._needs_recovery = True
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            partition_assignment_strategy=(AllToOneAssignor,),
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=32 * 1024 * 1024,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=2000,
+        )
+        consumer.subscribe([self.topics.events, self.control_topic], listener=Listener())
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            transactional_id=self.group,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,  # uncompressed: an internal topic on the same host, CPU is the limit
+            max_batch_size=1024 * 1024,
+            max_request_size=16 * 1024 * 1024,
+        )
+        log.info("gate %s: starting (group %s)", self.namespace, self.group)
+        await producer.start()
+        await consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.batch_records)
+                if self._needs_recovery and consumer.assignment():
+                    await asyncio.get_running_loop().run_in_executor(None, self._recover)
+                    self._needs_recovery = False
+                    log.info("gate %s: recovered %s", self.namespace, self.state)
+                if not batch and not self._flush_due(consumer):
+                    continue
+                await self._process(batch, consumer, producer)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    def _flush_due(self, consumer: AIOKafkaConsumer) -> bool:
+        if self.flush_at is None or self.state.flushed:
+            return False
+        for p, end in self.flush_at.items():
+            tp = TopicPartition(self.topics.events, p)
+            if tp not in consumer.assignment() or consumer.highwater(tp) is None:
+                return False
+            try:
+                if consumer._subscription.subscription.assignment.state_value(tp).position < end:  # type: ignore[union-attr]
+                    return False
+            except Exception:
+                return False
+        return True
+
+    async def _process(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+    ) -> None:
+        started = time.perf_counter()
+        state = self.state
+        wm = state.watermark if state.watermark is not None else float("-inf")
+        if state.flushed:
+            wm = float("inf")
+        max_ts = state.max_ts if state.max_ts is not None else float("-inf")
+        out: list[list[list[Any]]] = [[] for _ in range(self.partitions)]
+        dead: list[tuple[bytes, str, str]] = []
+        offsets: dict[TopicPartition, int] = {}
+        counts: dict[tuple[str, str], int] = {}
+        late_counts: dict[str, int] = {}
+        for tp, records in batch.items():
+            offsets[tp] = records[-1].offset + 1
+            if tp.topic == self.control_topic:
+                for rec in records:
+                    self._control(rec.value)
+                continue
+            for rec in records:
+                raw = rec.value or b""
+                try:
+                    ev, ts = decode_with_ts(raw, self.max_event_bytes)
+                except InvalidEvent as exc:
+                    dead.append((raw, exc.reason, exc.detail))
+                    continue
+                if ts > wm:
+                    wm = ts
+                if ts > max_ts:
+                    max_ts = ts
+                platform = ev.platform
+                if ts > self._newest.get(platform, float("-inf")):
+                    self._newest[platform] = ts
+                ck = (platform, ev.kind)  # type: ignore[attr-defined]
+                counts[ck] = counts.get(ck, 0) + 1
+                flags = late_flags(ts, wm, self.lateness)
+                if flags:
+                    for name, bit in LATE_BITS.items():
+                        if flags & bit:
+                            late_counts[name] = late_counts.get(name, 0) + 1
+                for p, role in routes(ev, self.partitions):
+                    out[p].append([role, flags, ts, raw, wm])
+        if self._flush_due(consumer) and not state.flushed:
+            state = GateState(state.watermark, state.max_ts, flushed=True)
+            wm = float("inf")
+        new_state = GateState(
+            None if wm == float("-inf") else (state.watermark if wm == float("inf") else wm),
+            None if max_ts == float("-inf") else max_ts,
+            state.flushed,
+        )
+        marker_wm = None if new_state.flushed else new_state.watermark
+        meta = msgspec.json.encode(new_state).decode()
+        async with producer.transaction():
+            for p, items in enumerate(out):
+                if True:
+                    value = _pack(
+                        {
+                            "wm": marker_wm,
+                            "flushed": new_state.flushed,
+                            "max_ts": new_state.max_ts,
+                            "items": items,
+                        }
+                    )
+                    await producer.send(self.out_topic, value, partition=p)
+            for raw, reason, detail in dead:
+                await producer.send(
+                    self.topics.dlq, raw, headers=dead_letter_headers("processors", reason, detail)
+                )
+            commit: dict[TopicPartition, Any] = {}
+            for tp, off in offsets.items():
+                if tp.topic == self.control_topic:
+                    commit[tp] = (
+                        off,
+                        orjson.dumps(
+                            {str(k): v for k, v in (self.flush_at or {}).items()}
+                        ).decode(),
+                    )
+                else:
+                    commit[tp] = (off, meta)
+            if commit:
+                await producer.send_offsets_to_transaction(commit, self.group)
+        self.state = new_state
+        self._observe(counts, dead, late_counts, new_state)
+        log.debug(
+            "gate batch: %d records in %.1f ms",
+            sum(map(len, batch.values())),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _control(self, value: bytes | None) -> None:
+        try:
+            msg = orjson.loads(value or b"{}")
+        except orjson.JSONDecodeError:
+            log.warning("ignoring a malformed control record")
+            return
+        if isinstance(msg, dict) and isinstance(msg.get("flush_at"), dict):
+            self.flush_at = {int(k): int(v) for k, v in msg["flush_at"].items()}
+
+    def _observe(
+        self,
+        counts: dict[tuple[str, str], int],
+        dead: list[tuple[bytes, str, str]],
+        late: dict[str, int],
+        state: GateState,
+    ) -> None:
+        ns = self.namespace
+        for (source, kind), n in counts.items():
+            self._m_events.labels(ns, source, kind).inc(n)
+        for _, reason, _ in dead:
+            self._m_dead.labels(ns, reason).inc()
+        for window, n in late.items():
+            self._m_late.labels(ns, window, "window_closed").inc(n)
+        if state.watermark is not None:
+            self._m_wm.labels(ns).set(state.watermark)
+        now = time.time()
+        for source, ts in self._newest.items():
+            self._m_last.labels(ns, source).set(ts)
+            self._m_fresh.labels(ns, source).set(max(0.0, now - ts))

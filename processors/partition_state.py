@@ -1,0 +1,363 @@
+"""One partition's state: dedupe, target index, sessions and open windows.
+
+Everything here is a pure function of the items fed in, in order, so a worker that
+restarts rebuilds it exactly from the durable item log (see ``processors.resolve``).
+An item is ``(role, late_flags, ts, raw_event_json)`` as routed by the gate:
+
+- role PRIMARY: the event counts as itself in this partition (its key's partition);
+- role REPLY_ENGAGEMENT: a reply, routed beside its parent post, counting only as an
+  engagement there (its PRIMARY copy lives in the partition of its own id).
+
+What the event itself decides (posts, pageviews, share clicks) is aggregated as it
+arrives; engagements, reshares and conversions are resolved against the target index and
+the sessions when their window closes, so a target post that arrives after its engagement
+still counts while the engagement's window is open.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ingest.events import Event, decode_trusted
+from processors.matching import EMPTY, Tracker
+from processors.networks import NetworkClassifier
+from processors.windows import LATE_BITS, SIZES, is_closed, window_start
+
+ALL_LATE = sum(LATE_BITS.values())
+
+PRIMARY = 0
+REPLY_ENGAGEMENT = 1
+
+
+class PostInfo(NamedTuple):
+    ts: float
+    author_id: str
+    mentions: frozenset[str]  # brands the post mentions (own activity excluded)
+    owners: frozenset[str]  # brands whose account wrote it
+
+
+class Accepted(NamedTuple):
+    """An event whose contribution depends on lookups made when its window closes."""
+
+    ts: float
+    role: int
+    ev: Event
+
+
+class WindowAcc:
+    """One open window: what is already known, and what waits for its close."""
+
+    __slots__ = ("partial", "pending")
+
+    def __init__(self) -> None:
+        self.partial = Partial()
+        self.pending: list[Accepted] = []
+
+
+@dataclass
+class Settings:
+    lateness: float = 600.0
+    dedupe_seconds: float = 86400.0
+    target_retention: float = 7 * 86400.0
+    attribution: float = 1800.0
+
+
+@dataclass
+class Partial:
+    """Aggregates of one window in one partition, mergeable across partitions."""
+
+    # (brand, platform) -> [mentions, engagements, reshares_mentioning, amplification_posts]
+    smm: dict[tuple[str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
+    )
+    # (brand, platform) -> {author id: largest follower count seen (null = 0)}
+    authors: dict[tuple[str, str], dict[str, int]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    activity: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # platform -> events
+    campaigns: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    pageviews: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    share_total: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    referrals: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    shares: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    conversions: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    campaign_pageviews: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    first_ts: float | None = None  # earliest / latest event time counted in the window
+    last_ts: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "smm": [[*k, *v] for k, v in self.smm.items()],
+            "authors": [[*k, a] for k, a in self.authors.items()],
+            "activity": dict(self.activity),
+            "campaigns": [[*k, v] for k, v in self.campaigns.items()],
+            "pageviews": dict(self.pageviews),
+            "share_total": dict(self.share_total),
+            "referrals": [[*k, v] for k, v in self.referrals.items()],
+            "shares": [[*k, v] for k, v in self.shares.items()],
+            "conversions": [[*k, v] for k, v in self.conversions.items()],
+            "campaign_pageviews": [[*k, v] for k, v in self.campaign_pageviews.items()],
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+        }
+
+    @classmethod
+    def from_wire(cls, w: dict[str, Any]) -> Partial:
+        p = cls()
+        for b, pl, *v in w["smm"]:
+            p.smm[(b, pl)] = list(v)
+        for b, pl, a in w["authors"]:
+            p.authors[(b, pl)] = dict(a)
+        p.activity.update(w["activity"])
+        p.pageviews.update(w["pageviews"])
+        p.share_total.update(w["share_total"])
+        for name in ("campaigns", "referrals", "shares", "conversions", "campaign_pageviews"):
+            target = getattr(p, name)
+            for a, b, v in w[name]:
+                target[(a, b)] = v
+        p.first_ts, p.last_ts = w["first_ts"], w["last_ts"]
+        return p
+
+    def merge(self, other: Partial) -> None:
+        for k, v in other.smm.items():
+            mine = self.smm[k]
+            for i in range(4):
+                mine[i] += v[i]
+        for k, authors in other.authors.items():
+            mine_a = self.authors[k]
+            for aid, f in authors.items():
+                if f > mine_a.get(aid, -1):
+                    mine_a[aid] = f
+        for name in ("activity", "campaigns", "pageviews", "share_total", "referrals", "shares",
+                     "conversions", "campaign_pageviews"):  # fmt: skip
+            mine_d = getattr(self, name)
+            for k, v in getattr(other, name).items():
+                mine_d[k] += v
+        if other.first_ts is not None:
+            self.first_ts = (
+                other.first_ts if self.first_ts is None else min(self.first_ts, other.first_ts)
+            )
+        if other.last_ts is not None:
+            self.last_ts = (
+                other.last_ts if self.last_ts is None else max(self.last_ts, other.last_ts)
+            )
+
+
+class PartitionState:
+    def __init__(self, tracker: Tracker, classifier: NetworkClassifier, settings: Settings) -> None:
+        self.tracker = tracker
+        self.classifier = classifier
+        self.settings = settings
+        self.watermark = float("-inf")
+        self.seen: dict[tuple[int, str], float] = {}  # (role, id) -> ts
+        self.posts: dict[str, PostInfo] = {}
+        # (site, session) -> [(ts, arrival, network or None)]
+        self.sessions: dict[tuple[str, str], list[tuple[float, int, str | None]]] = defaultdict(
+            list
+        )
+        self.windows: dict[tuple[int, int], WindowAcc] = {}
+        self._arrival = 0
+        self._next_close = float("inf")  # earliest close time of an open window
+        self._last_prune = float("-inf")
+
+    # -- input ---------------------------------------------------------------------
+    def add(self, role: int, flags: int, ts: float, raw: bytes) -> Event | None:
+        """Feed one routed item; returns the event when it was accepted (not a duplicate)."""
+        if flags & ALL_LATE == ALL_LATE:
+            return None  # late for every window size: it changes nothing
+        ev: Any = decode_trusted(raw)  # the gate validated it already
+        key = (role, ev.id)
+        if key in self.seen:
+            return None
+        self.seen[key] = ts
+        self._arrival += 1
+        kind = ev.kind
+        targets = [
+            self._window((size, window_start(ts, size)))
+            for name, size in SIZES.items()
+            if not flags & LATE_BITS[name]
+        ]
+        if role == REPLY_ENGAGEMENT:
+            acc = Accepted(ts, role, ev)
+            for w in targets:
+                w.pending.append(acc)
+            return ev
+        for w in targets:
+            part = w.partial
+            if part.first_ts is None or ts < part.first_ts:
+                part.first_ts = ts
+            if part.last_ts is None or ts > part.last_ts:
+                part.last_ts = ts
+        if kind == "post":
+            info = self._index_post(ev, ts)
+            p = ev.platform
+            author = ev.author
+            followers = author.followers or 0
+            campaigns = (
+                self.tracker.campaigns_of_post(ev.text, ev.hashtags)
+                if self.tracker.has_campaigns
+                else EMPTY
+            )
+            for w in targets:
+                part = w.partial
+                part.activity[p] += 1
+                for b in info.mentions:
+                    row = part.smm[(b, p)]
+                    row[0] += 1
+                    row[3] += 1
+                    _author(part, b, p, author.id, followers)
+                for b in info.owners:
+                    part.smm[(b, p)][3] += 1
+                for c in campaigns:
+                    part.campaigns[(c, p)] += 1
+        elif kind == "pageview":
+            net = self._index_pageview(ev, ts)
+            utm = ev.utm
+            campaigns = self.tracker.campaigns_of_utm(utm.campaign if utm else None)
+            for w in targets:
+                part = w.partial
+                part.pageviews[ev.site] += 1
+                if net:
+                    part.referrals[(ev.site, net)] += 1
+                for c in campaigns:
+                    part.campaign_pageviews[(ev.site, c)] += 1
+        elif kind == "share_click":
+            for w in targets:
+                w.partial.share_total[ev.site] += 1
+                w.partial.shares[(ev.site, ev.network)] += 1
+        else:  # reshare, reaction, conversion: resolved when the window closes
+            acc = Accepted(ts, role, ev)
+            for w in targets:
+                if kind != "conversion":
+                    w.partial.activity[ev.platform] += 1
+                w.pending.append(acc)
+        return ev
+
+    def _window(self, key: tuple[int, int]) -> WindowAcc:
+        w = self.windows.get(key)
+        if w is None:
+            w = self.windows[key] = WindowAcc()
+            closes = key[0] + key[1] + self.settings.lateness
+            if closes < self._next_close:
+                self._next_close = closes
+        return w
+
+    def _index_post(self, ev: Any, ts: float) -> PostInfo:
+        info = self.posts.get(ev.id)
+        if info is not None:
+            return info
+        owners = self.tracker.owners(ev.platform, ev.author.id)
+        mentions = self.tracker.content_mentions(
+            ev.platform,
+            ev.text,
+            ev.hashtags,
+            ev.links,
+            ev.reply_to_author_id,
+            ev.quote_of_author_id,
+        )
+        info = self.posts[ev.id] = PostInfo(ts, ev.author.id, mentions - owners, owners)
+        return info
+
+    def _index_pageview(self, ev: Any, ts: float) -> str | None:
+        utm = ev.utm
+        net = self.classifier.referral_network(
+            utm.source if utm else None,
+            utm.medium if utm else None,
+            ev.referrer,
+            self.tracker.sites.get(ev.site, ()),
+        )
+        self.sessions[(ev.site, ev.session)].append((ts, self._arrival, net))
+        return net
+
+    # -- windows -------------------------------------------------------------------
+    def advance(self, watermark: float) -> list[tuple[int, int, Partial]]:
+        """Raise the watermark; return (size, start, partial) of every window it closes."""
+        if watermark > self.watermark:
+            self.watermark = watermark
+        if self.watermark < self._next_close:
+            return []  # the common case: nothing closes yet
+        closed = []
+        for key in sorted(self.windows):
+            size, start = key
+            if is_closed(start + size, self.watermark, self.settings.lateness):
+                closed.append((size, start, self.compute(key)))
+                del self.windows[key]
+        lateness = self.settings.lateness
+        self._next_close = min((s + st + lateness for s, st in self.windows), default=float("inf"))
+        self._prune()
+        return closed
+
+    def open_windows(self) -> list[tuple[int, int]]:
+        return sorted(self.windows)
+
+    def _prune(self) -> None:
+        wm = self.watermark
+        if wm == float("inf") or wm - self._last_prune < 300:
+            return
+        self._last_prune = wm
+        s = self.settings
+        horizon = wm - s.dedupe_seconds
+        self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
+        horizon = wm - s.target_retention
+        self.posts = {k: p for k, p in self.posts.items() if p.ts >= horizon}
+        horizon = wm - s.lateness - 3600 - s.attribution
+        for key in [k for k, pvs in self.sessions.items() if pvs[-1][0] < horizon]:
+            del self.sessions[key]
+
+    # -- resolution ----------------------------------------------------------------
+    def _target_brands(
+        self, platform: str, target: str, target_author: str | None, ts: float
+    ) -> frozenset[str]:
+        """Brands a target engages: it mentioned them, or one of their accounts wrote it."""
+        brands = self.tracker.owners(platform, target_author)
+        info = self.posts.get(target)
+        if info is not None and info.ts < ts:
+            brands = brands | info.mentions | info.owners
+        return brands
+
+    def _first_touch(self, site: str, session: str, ts: float) -> str | None:
+        best: tuple[float, int, str | None] | None = None
+        for pv in self.sessions.get((site, session), ()):
+            if ts - self.settings.attribution <= pv[0] <= ts and (
+                best is None or pv[:2] < best[:2]
+            ):
+                best = pv
+        return best[2] if best else None
+
+    def compute(self, key: tuple[int, int]) -> Partial:
+        """The window's partial: its known aggregates plus its pending events, resolved now."""
+        w = self.windows.get(key)
+        if w is None:
+            return Partial()
+        out = w.partial
+        tr = self.tracker
+        for acc in w.pending:
+            ev: Any = acc.ev
+            kind = ev.kind
+            if kind == "conversion":
+                net = self._first_touch(ev.site, ev.session, acc.ts)
+                if net:
+                    out.conversions[(ev.site, net)] += 1
+                continue
+            p = ev.platform
+            own = tr.owners(p, ev.author.id)
+            if acc.role == REPLY_ENGAGEMENT:
+                for b in self._target_brands(p, ev.reply_to, ev.reply_to_author_id, acc.ts) - own:
+                    out.smm[(b, p)][1] += 1
+                continue
+            for b in self._target_brands(p, ev.target, ev.target_author_id, acc.ts) - own:
+                row = out.smm[(b, p)]
+                row[1] += 1  # a reshare or reaction of b content is an engagement for b
+                if kind == "reshare":
+                    row[0] += 1
+                    row[2] += 1
+                    _author(out, b, p, ev.author.id, ev.author.followers or 0)
+        return out
+
+
+def _author(out: Partial, brand: str, platform: str, author: str, followers: int) -> None:
+    authors = out.authors[(brand, platform)]
+    if followers > authors.get(author, -1):
+        authors[author] = followers

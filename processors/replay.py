@@ -1,0 +1,157 @@
+"""Replay building blocks: read event files, produce them in order, request the final
+flush, and collect the namespace's final results.
+
+The replay's ``<ns>.events`` has one partition by default, so the processors see the
+file's order exactly and its lateness decisions (the largest event time seen so far) are
+the file's; the stateful stage still spreads over the namespace's internal partitions.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import zstandard
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from ingest.events import InvalidEvent, decode_event, parse_ts
+from ingest.producer import partition_key
+from ingest.topics import Topics
+from processors.finalize import COMPLETE_KEY
+from processors.results import Row, identity, sort_key
+
+log = logging.getLogger(__name__)
+
+
+def open_lines(path: str | Path) -> Iterator[bytes]:
+    """Lines of a JSON Lines file, plain, ``.gz`` or ``.zst``; empty lines skipped."""
+    p = Path(path)
+    raw: IO[bytes]
+    if p.suffix == ".gz":
+        raw = gzip.open(p, "rb")  # type: ignore[assignment]  # noqa: SIM115 - closed below
+    elif p.suffix in (".zst", ".zstd"):
+        raw = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(p.open("rb")))  # type: ignore[arg-type]
+    else:
+        raw = p.open("rb")  # noqa: SIM115 - closed by the with below
+    with raw:
+        for line in raw:
+            line = line.rstrip(b"\r\n")
+            if line:
+                yield line
+
+
+def key_and_time(line: bytes) -> tuple[bytes | None, int | None]:
+    """Partition key and Kafka timestamp of a line; invalid lines get neither."""
+    try:
+        ev = decode_event(line)
+    except InvalidEvent:
+        return None, None
+    return partition_key(ev), int(parse_ts(ev.ts) * 1000)
+
+
+def produce_lines(
+    bootstrap: str,
+    namespace: str,
+    lines: Iterable[bytes],
+    *,
+    pace: Callable[[int | None], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Produce every line (invalid ones too: the DLQ must see them), in order; returns count."""
+    topic = Topics(namespace).events
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        batch_size=512 * 1024,
+        compression_type="lz4",
+        max_in_flight_requests_per_connection=5,
+    )
+    n = 0
+    try:
+        for line in lines:
+            key, ts = key_and_time(line)
+            if pace is not None:
+                pace(ts)
+            producer.send(topic, value=line, key=key, timestamp_ms=ts)
+            n += 1
+            if progress is not None and n % 1000 == 0:
+                progress(1000)
+        producer.flush()
+        if progress is not None:
+            progress(n % 1000)
+    finally:
+        producer.close()
+    return n
+
+
+def request_flush(bootstrap: str, namespace: str) -> dict[int, int]:
+    """Tell the gate to close every window once it has read up to today's end offsets."""
+    t = Topics(namespace)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        parts = consumer.partitions_for_topic(t.events) or set()
+        ends = consumer.end_offsets([TopicPartition(t.events, p) for p in parts])
+    finally:
+        consumer.close()
+    flush_at = {tp.partition: off for tp, off in ends.items()}
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(
+            t.internal("control"),
+            orjson.dumps({"flush_at": {str(k): v for k, v in flush_at.items()}}),
+        )
+        producer.flush()
+    finally:
+        producer.close()
+    return flush_at
+
+
+def collect_results(
+    bootstrap: str,
+    namespace: str,
+    timeout: float,
+    alive: Callable[[], bool] = lambda: True,
+    on_row: Callable[[int], None] | None = None,
+) -> list[Row]:
+    """Read ``<ns>.results`` until the completion record; last revision of each row, sorted."""
+    consumer = KafkaConsumer(
+        Topics(namespace).results,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        consumer_timeout_ms=1000,
+    )
+    rows: dict[Any, Row] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            for rec in consumer:
+                if rec.key == COMPLETE_KEY:
+                    return sorted(rows.values(), key=sort_key)
+                row = orjson.loads(rec.value)
+                rows[identity(row)] = row
+                if on_row is not None:
+                    on_row(len(rows))
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"results incomplete after {timeout:.0f}s ({len(rows)} rows so far)"
+                )
+            if not alive():
+                raise RuntimeError("every worker exited before the results were complete")
+    finally:
+        consumer.close()
+
+
+def write_results(rows: list[Row], out: str | Path) -> None:
+    with Path(out).open("wb") as fh:
+        for row in rows:
+            fh.write(orjson.dumps(row) + b"\n")

@@ -1,0 +1,166 @@
+"""Agent ``resolve``: per partition, dedupe, match, join engagements to their targets,
+attribute conversions to sessions, and emit window partials as the watermark passes.
+
+Durable state is an item log in a RocksDB table (changelogged): each gate batch's items
+under ``<partition>|<offset>``. The in-memory ``PartitionState`` is rebuilt from it when
+a partition is (re)assigned. Every write is idempotent (keys by input offset, dedupe by
+id, partials that replace themselves), so at-least-once delivery neither loses nor
+double counts after a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+import msgspec
+
+from ingest.telemetry import counter, histogram
+from processors.context import Context
+from processors.metrics import PROC_BATCH_SECONDS, PROC_DUPLICATES
+from processors.partition_state import ALL_LATE, PartitionState
+
+log = logging.getLogger(__name__)
+
+_unpack = msgspec.msgpack.Decoder().decode
+_pack = msgspec.msgpack.Encoder().encode
+META = b"meta"
+PRUNE_EVERY = 200  # batches
+
+
+class Batch(msgspec.Struct):
+    wm: float | None
+    flushed: bool
+    max_ts: float | None
+    # (role, late flags, event time, raw event, watermark at the event's stream position)
+    items: list[tuple[int, int, float, bytes, float]]
+
+
+_decode_batch = msgspec.msgpack.Decoder(Batch).decode
+
+
+def marker_watermark(b: Batch) -> float:
+    if b.flushed:
+        return float("inf")
+    return b.wm if b.wm is not None else float("-inf")
+
+
+def feed(st: PartitionState, b: Batch) -> tuple[list[tuple[int, int, Any]], int]:
+    """Apply a batch in stream order: windows close exactly where the watermark passed
+    them, so what arrives after a window closed never reaches it. Returns the closed
+    windows' partials and the number of duplicates dropped."""
+    closed: list[tuple[int, int, Any]] = []
+    dups = 0
+    for role, flags, ts, raw, wm in b.items:
+        if wm > st.watermark:
+            closed += st.advance(wm)
+        if st.add(role, flags, ts, raw) is None and flags != ALL_LATE:
+            dups += 1
+    return closed, dups
+
+
+def register(app: faust.App, ctx: Context) -> Any:
+    batches = app.topic(ctx.topics.internal("batches"), value_serializer="raw", key_serializer="raw",
+                        partitions=ctx.partitions)  # fmt: skip
+    partials = app.topic(ctx.topics.internal("partials"), value_serializer="raw", key_serializer="raw",
+                         partitions=1)  # fmt: skip
+    itemlog = app.Table(
+        "itemlog", partitions=ctx.partitions, key_type=bytes, value_type=bytes,
+        options={"block_cache_size": ctx.config.processing.rocksdb_block_cache_mb * 1024 * 1024},
+    )  # fmt: skip
+    states: dict[int, PartitionState] = {}
+    processed: dict[int, int] = {}
+    duplicates = counter(PROC_DUPLICATES)
+    timing = histogram(PROC_BATCH_SECONDS).labels(ctx.namespace, "resolve")
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
+    async def _revoked(app_: Any, revoked: set[Any], **kw: Any) -> None:
+        for tp in revoked:
+            if tp.topic == batches.get_topic_name():
+                states.pop(tp.partition, None)
+
+    def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]]]:
+        """Replay the partition's item log in input order; windows it closed are re-sent."""
+        st = PartitionState(ctx.tracker, ctx.classifier, ctx.settings)
+        prefix = f"{p}|".encode()
+        logged = sorted(k for k in itemlog if k.startswith(prefix) and not k.endswith(META))
+        closed: list[tuple[int, int, Any]] = []
+        for key in logged:
+            closed += feed(st, _decode_batch(itemlog[key]))[0]
+        meta = itemlog.get(f"{p}|".encode() + META)
+        if meta is not None:
+            b = _decode_batch(meta)
+            closed += st.advance(marker_watermark(b))
+        log.info("resolve: partition %d rebuilt from %d logged batches", p, len(logged))
+        return st, closed
+
+    partials_name = partials.get_topic_name()
+
+    async def send_closed(p: int, closed: list[tuple[int, int, Any]], b: Batch) -> None:
+        # Via the producer, not Topic.send (see processors.finalize); order per producer holds.
+        key = str(p).encode()
+        for size, start, part in closed:
+            value = _pack(
+                {"t": "partial", "p": p, "size": size, "start": start, "partial": part.to_wire()}
+            )
+            await app.producer.send(partials_name, key, value, 0, None, None)
+        marker = {
+            "t": "marker",
+            "p": p,
+            "wm": None if b.flushed else b.wm,
+            "flushed": b.flushed,
+            "max_ts": b.max_ts,
+        }
+        await app.producer.send(partials_name, key, _pack(marker), 0, None, None)
+
+    @app.agent(batches, name="resolve")
+    async def resolve(stream: Any) -> None:
+        try:
+            await _resolve(stream)
+        except Exception as exc:  # a bug, not bad input (the gate validated it): stop loudly
+            log.exception("resolve crashed; stopping the worker")
+            await app.crash(exc)
+            raise
+
+    async def _resolve(stream: Any) -> None:
+        async for event in stream.events():
+            started = time.perf_counter()
+            p = event.message.partition
+            offset = event.message.offset
+            b = _decode_batch(event.value)
+            st = states.get(p)
+            resend: list[tuple[int, int, Any]] = []
+            if st is None:
+                st, resend = rebuild(p)
+                states[p] = st
+            closed, dups = feed(st, b)
+            if b.items:
+                itemlog[f"{p}|{offset:020d}".encode()] = event.value
+            itemlog[f"{p}|".encode() + META] = _pack(
+                {"wm": b.wm, "flushed": b.flushed, "max_ts": b.max_ts, "items": []}
+            )
+            closed = resend + closed + st.advance(marker_watermark(b))
+            await send_closed(p, closed, b)
+            if dups:
+                duplicates.labels(ctx.namespace, "all").inc(dups)
+            processed[p] = processed.get(p, 0) + 1
+            if processed[p] % PRUNE_EVERY == 0:
+                prune(p, st)
+            timing.observe(time.perf_counter() - started)
+
+    def prune(p: int, st: PartitionState) -> None:
+        """Drop logged batches older than every retention (dedupe, targets, open windows)."""
+        s = ctx.settings
+        if st.watermark in (float("inf"), float("-inf")):
+            return
+        horizon = st.watermark - max(s.dedupe_seconds, s.target_retention) - 3600 - s.lateness
+        prefix = f"{p}|".encode()
+        for key in [k for k in itemlog if k.startswith(prefix) and not k.endswith(META)]:
+            items = _decode_batch(itemlog[key]).items
+            newest = max((ts for _, _, ts, _, _ in items), default=horizon)
+            if newest < horizon:
+                del itemlog[key]
+
+    return resolve

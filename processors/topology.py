@@ -1,0 +1,89 @@
+"""The namespace's topics: created up front with their partition counts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
+
+from ingest.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def topic_plan(
+    namespace: str, partitions: int, events_partitions: int | None = None
+) -> dict[str, int]:
+    t = Topics(namespace)
+    return {
+        t.events: events_partitions or partitions,
+        t.dlq: 1,
+        t.results: 1,
+        t.alerts: 1,
+        t.internal("batches"): partitions,
+        t.internal("partials"): 1,
+        t.internal("control"): 1,
+    }
+
+
+def changelog_plan(namespace: str, partitions: int) -> dict[str, int]:
+    """faust's changelog topics, made up front: faust creating them itself races its own
+    metadata refresh (PartitionsMismatch "changelog has 0 partitions") on a fresh namespace."""
+    app_id = f"ripple-{namespace}"
+    return {f"{app_id}-itemlog-changelog": partitions, f"{app_id}-rollup-changelog": 1}
+
+
+def ensure_topics(
+    bootstrap: str, namespace: str, partitions: int, events_partitions: int | None = None
+) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ripple-topology")
+    try:
+        existing = set(admin.list_topics())
+        new = [
+            NewTopic(name, n, 1)
+            for name, n in topic_plan(namespace, partitions, events_partitions).items()
+            if name not in existing
+        ] + [
+            NewTopic(name, n, 1, topic_configs={"cleanup.policy": "compact"})
+            for name, n in changelog_plan(namespace, partitions).items()
+            if name not in existing
+        ]
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(new)
+        wanted = {t.name for t in new}
+        deadline = time.time() + 30
+        while wanted - set(admin.list_topics()) and time.time() < deadline:
+            time.sleep(0.1)
+    finally:
+        admin.close()
+
+
+def delete_namespace(bootstrap: str, namespace: str) -> None:
+    """Delete every topic and consumer group of a namespace (a replay starts clean)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ripple-topology")
+    try:
+        app_id = f"ripple-{namespace}"
+        prefixes = (f"{namespace}.", f"{app_id}-")
+        doomed = [t for t in admin.list_topics() if t.startswith(prefixes)]
+        groups = [
+            g["group_id"]
+            for g in admin.list_groups()
+            if g["group_id"] in (app_id, f"{namespace}.gate")
+        ]
+        if groups:
+            try:
+                admin.delete_groups(groups)
+            except Exception as exc:  # a group with live members cannot be deleted
+                log.warning("could not delete consumer groups %s: %s", groups, exc)
+        if doomed:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                admin.delete_topics(doomed)
+            deadline = time.time() + 30
+            while time.time() < deadline and set(doomed) & set(admin.list_topics()):
+                time.sleep(0.2)
+    finally:
+        admin.close()
