@@ -68,7 +68,7 @@ class ProcessingSettings(msgspec.Struct, forbid_unknown_fields=True):
     target_retention_seconds: int = 7 * 86400
     session_attribution_seconds: int = 1800
     rocksdb_block_cache_mb: int = 64
-    exactly_once: bool = True
+    gate_batch_records: int = 5000  # events per gate transaction (larger: faster, coarser)
 
 
 class CollectorSettings(msgspec.Struct, forbid_unknown_fields=True):

@@ -56,7 +56,10 @@ def create_app(
         # Many events per record: a few records per second carry tens of thousands of events.
         stream_buffer_maxsize=64,
     )
-    gate = Gate(boot, ns, ctx.partitions, ctx.lateness, config.kafka.max_event_bytes)
+    gate = Gate(
+        boot, ns, ctx.partitions, ctx.lateness, config.kafka.max_event_bytes,
+        batch_records=config.processing.gate_batch_records,
+    )  # fmt: skip
     resolve.register(app, ctx)
     finalize.register(app, ctx)
     lag = gauge(PROC_CONSUMER_LAG)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +38,14 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override one [sources.<name>] setting (repeatable; VALUE parsed as TOML if it can be)",
     )
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ["RIPPLE_METRICS_PORT"])
+        if os.environ.get("RIPPLE_METRICS_PORT")
+        else None,
+        help="serve Prometheus metrics on this port (default $RIPPLE_METRICS_PORT, which `ripple up` sets)",
+    )
     parser.add_argument("--log-level", default="INFO")
 
 

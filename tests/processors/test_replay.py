@@ -1,0 +1,138 @@
+"""The processors end to end on the real broker: replay results equal an independent
+reference computation of METRICS.md (tests/reference), with one worker, two workers,
+and a worker killed with SIGKILL in the middle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from deploy.commands.replay import free_port
+from ingest.config import load_config
+from ingest.events import InvalidEvent, decode_event
+from ingest.topics import Topics
+from processors.replay import collect_results, produce_lines, request_flush
+from processors.topology import delete_namespace, ensure_topics
+from tests.reference.dataset import generate
+from tests.reference.oracle import compute_results
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dataset(stack, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The reference dataset, its config (on the test stack) and the oracle's rows."""
+    config_toml, lines = generate(seed=10)
+    d = tmp_path_factory.mktemp("replay")
+    cfg = d / "ripple.toml"
+    cfg.write_text(stack.config_path.read_text() + "\n" + config_toml + "\n[processing]\ngate_batch_records = 250\n")
+    events = d / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    expected = compute_results(lines, load_config(cfg))
+    assert len(expected) > 10_000 and any(r["metric"] == "alert" for r in expected)
+    return cfg, events, lines, expected
+
+
+def run_replay(cfg: Path, events: Path, namespace: str, out: Path, *extra: str) -> None:
+    cmd = [sys.executable, "-m", "deploy.cli", "replay", "--config", str(cfg), "--input", str(events),
+           "--namespace", namespace, "--out", str(out), "--timeout", "300", *extra]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_replay_equals_reference_and_is_byte_identical(dataset, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, events, lines, expected = dataset
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    run_replay(cfg, events, namespace, first)
+    assert rows(first) == expected
+    run_replay(cfg, events, namespace, second)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_invalid_lines_reach_the_dead_letter_topic(dataset, stack, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, events, lines, _ = dataset
+    run_replay(cfg, events, namespace, tmp_path / "out.jsonl")
+    invalid = []
+    for line in lines:
+        try:
+            decode_event(line, load_config(cfg).kafka.max_event_bytes)
+        except InvalidEvent:
+            invalid.append(line)
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    consumer.assign([TopicPartition(Topics(namespace).dlq, 0)])
+    dead = list(consumer)
+    consumer.close()
+    assert sorted(r.value for r in dead) == sorted(invalid)
+    assert all(dict(r.headers).get("ripple-reason") for r in dead)
+
+
+def test_two_workers_give_the_same_results_as_one(dataset, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg, events, _, expected = dataset
+    out = tmp_path / "two.jsonl"
+    run_replay(cfg, events, namespace, out, "--workers", "2")
+    assert rows(out) == expected
+
+
+def _worker(cfg: Path, namespace: str, state: Path, log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "deploy.cli", "worker", "--config", str(cfg), "--namespace", namespace,
+           "--web-port", str(free_port()), "--state-dir", str(state)]  # fmt: skip
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+def _result_count(bootstrap: str, namespace: str) -> int:
+    c = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tp = TopicPartition(Topics(namespace).results, 0)
+        return int(c.end_offsets([tp])[tp])
+    finally:
+        c.close()
+
+
+def test_worker_killed_mid_replay_loses_nothing_and_counts_nothing_twice(
+    dataset, stack, namespace: str, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    cfg, _, lines, expected = dataset
+    config = load_config(cfg)
+    delete_namespace(stack.bootstrap, namespace)
+    ensure_topics(stack.bootstrap, namespace, config.kafka.partitions, 1)
+    half = len(lines) // 2
+    log = tmp_path / "workers.log"
+    # Two workers: the killed one's partitions and gate move to the survivor.
+    a = _worker(cfg, namespace, tmp_path / "a", log)
+    b = _worker(cfg, namespace, tmp_path / "b", log)
+    try:
+        produce_lines(stack.bootstrap, namespace, lines[:half])
+        deadline = time.monotonic() + 120
+        while _result_count(stack.bootstrap, namespace) == 0:
+            assert time.monotonic() < deadline, "no results before the kill"
+            time.sleep(0.05)
+        os.kill(a.pid, signal.SIGKILL)  # in the middle: windows are closing, batches in flight
+        a.wait()
+        produce_lines(stack.bootstrap, namespace, lines[half:])
+        # And a fresh worker with an empty state dir: it recovers from the changelogs.
+        c = _worker(cfg, namespace, tmp_path / "c", log)
+        try:
+            request_flush(stack.bootstrap, namespace)
+            got = collect_results(stack.bootstrap, namespace, timeout=300, alive=lambda: b.poll() is None or c.poll() is None)
+        finally:
+            c.terminate()
+            c.wait(30)
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.terminate()
+                p.wait(30)
+    assert got == expected, f"see {log}"
