@@ -9,17 +9,36 @@ from processors.matching import Tracker
 
 CONFIG = Config(
     brands=[
-        Brand(name="acme", terms=["acme", "acme shoes"], hashtags=["AcmeShoes"], domains=["acme.com"],
-              accounts={"bluesky": ["did:plc:acme"], "x": ["1001"]}),  # fmt: skip
+        Brand(
+            name="acme",
+            terms=["acme", "acme shoes"],
+            hashtags=["AcmeShoes"],
+            domains=["acme.com"],
+            accounts={"bluesky": ["did:plc:acme"], "x": ["1001"]},
+        ),  # fmt: skip
         Brand(name="globex", terms=["globex corp"], domains=["globex.io"], competitor=True),
     ],
-    campaigns=[Campaign(name="bf", brand="acme", hashtags=["acmeblackfriday"], terms=["black friday"],
-                        utm_campaign=["BF2026"])],  # fmt: skip
+    campaigns=[
+        Campaign(
+            name="bf",
+            brand="acme",
+            hashtags=["acmeblackfriday"],
+            terms=["black friday"],
+            utm_campaign=["BF2026"],
+        )
+    ],  # fmt: skip
 )
 T = Tracker(CONFIG)
 
 
-def mentions(text: str = "", hashtags=(), links=(), reply_to_author=None, quote_author=None, platform="bluesky"):
+def mentions(
+    text: str = "",
+    hashtags=(),
+    links=(),
+    reply_to_author=None,
+    quote_author=None,
+    platform="bluesky",
+):
     return set(T.content_mentions(platform, text, hashtags, links, reply_to_author, quote_author))
 
 
@@ -57,8 +76,13 @@ def test_content_mentions(kwargs: dict, expected: set[str]) -> None:
 
 @pytest.mark.parametrize(
     ("platform", "author", "expected"),
-    [("bluesky", "did:plc:acme", {"acme"}), ("x", "1001", {"acme"}), ("x", "did:plc:acme", set()),
-     ("bluesky", None, set()), ("mastodon", "1001", set())],  # fmt: skip
+    [
+        ("bluesky", "did:plc:acme", {"acme"}),
+        ("x", "1001", {"acme"}),
+        ("x", "did:plc:acme", set()),
+        ("bluesky", None, set()),
+        ("mastodon", "1001", set()),
+    ],  # fmt: skip
 )
 def test_owners(platform: str, author: str | None, expected: set[str]) -> None:
     assert set(T.owners(platform, author)) == expected
@@ -73,6 +97,8 @@ def test_owners(platform: str, author: str | None, expected: set[str]) -> None:
         ("", [], "other", set(), set()),
     ],
 )
-def test_campaigns(text: str, hashtags: list[str], utm: str | None, expected_post: set[str], expected_utm: set[str]) -> None:
+def test_campaigns(
+    text: str, hashtags: list[str], utm: str | None, expected_post: set[str], expected_utm: set[str]
+) -> None:
     assert set(T.campaigns_of_post(text, hashtags)) == expected_post
     assert set(T.campaigns_of_utm(utm)) == expected_utm

@@ -6,11 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from processors.networks import DATA, NETWORKS, NetworkClassifier, build_domain_table, default_domain_table
+from processors.networks import (
+    DATA,
+    NETWORKS,
+    NetworkClassifier,
+    build_domain_table,
+    default_domain_table,
+)
 
 C = NetworkClassifier({"mastodon": ["fosstodon.org"]})
 OWN = ("acme.com", "www.acme.com")
-GA4 = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ga4" / "ga4_source_categories.csv"
+GA4 = (
+    Path(__file__).resolve().parents[2].parent
+    / "shared"
+    / "fixtures"
+    / "ga4"
+    / "ga4_source_categories.csv"
+)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +58,9 @@ GA4 = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "ga4"
         (None, None, "https://blog.acme.com/", None),
     ],
 )
-def test_referral_network(source: str | None, medium: str | None, referrer: str | None, expected: str | None) -> None:
+def test_referral_network(
+    source: str | None, medium: str | None, referrer: str | None, expected: str | None
+) -> None:
     assert C.referral_network(source, medium, referrer, OWN) == expected
 
 
@@ -56,7 +70,9 @@ def test_every_mapped_network_is_a_known_network() -> None:
 
 def test_committed_table_is_what_the_builder_makes_from_ga4() -> None:
     table = build_domain_table(GA4)
-    assert table == default_domain_table(), f"regenerate {DATA} with python -m processors.networks {GA4}"
+    assert table == default_domain_table(), (
+        f"regenerate {DATA} with python -m processors.networks {GA4}"
+    )
     # GA4's social list is covered, plus the networks it lacks.
     assert {"x.com", "bsky.app", "threads.net", "mastodon.social", "youtube.com"} <= set(table)
 

@@ -34,7 +34,12 @@ def dataset(stack, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     config_toml, lines = generate(seed=10)
     d = tmp_path_factory.mktemp("replay")
     cfg = d / "ripple.toml"
-    cfg.write_text(stack.config_path.read_text() + "\n" + config_toml + "\n[processing]\ngate_batch_records = 250\n")
+    cfg.write_text(
+        stack.config_path.read_text()
+        + "\n"
+        + config_toml
+        + "\n[processing]\ngate_batch_records = 250\n"
+    )
     events = d / "events.jsonl"
     events.write_bytes(b"\n".join(lines) + b"\n")
     expected = compute_results(lines, load_config(cfg))
@@ -53,7 +58,9 @@ def rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_replay_equals_reference_and_is_byte_identical(dataset, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_replay_equals_reference_and_is_byte_identical(
+    dataset, namespace: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     cfg, events, lines, expected = dataset
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     run_replay(cfg, events, namespace, first)
@@ -62,7 +69,9 @@ def test_replay_equals_reference_and_is_byte_identical(dataset, namespace: str, 
     assert first.read_bytes() == second.read_bytes()
 
 
-def test_invalid_lines_reach_the_dead_letter_topic(dataset, stack, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_lines_reach_the_dead_letter_topic(
+    dataset, stack, namespace: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     cfg, events, lines, _ = dataset
     run_replay(cfg, events, namespace, tmp_path / "out.jsonl")
     invalid = []
@@ -71,7 +80,9 @@ def test_invalid_lines_reach_the_dead_letter_topic(dataset, stack, namespace: st
             decode_event(line, load_config(cfg).kafka.max_event_bytes)
         except InvalidEvent:
             invalid.append(line)
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
     consumer.assign([TopicPartition(Topics(namespace).dlq, 0)])
     dead = list(consumer)
     consumer.close()
@@ -102,7 +113,10 @@ def _result_count(bootstrap: str, namespace: str) -> int:
 
 
 def test_worker_killed_mid_replay_loses_nothing_and_counts_nothing_twice(
-    dataset, stack, namespace: str, tmp_path: Path  # type: ignore[no-untyped-def]
+    dataset,
+    stack,
+    namespace: str,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     cfg, _, lines, expected = dataset
     config = load_config(cfg)
@@ -126,7 +140,12 @@ def test_worker_killed_mid_replay_loses_nothing_and_counts_nothing_twice(
         c = _worker(cfg, namespace, tmp_path / "c", log)
         try:
             request_flush(stack.bootstrap, namespace)
-            got = collect_results(stack.bootstrap, namespace, timeout=300, alive=lambda: b.poll() is None or c.poll() is None)
+            got = collect_results(
+                stack.bootstrap,
+                namespace,
+                timeout=300,
+                alive=lambda: b.poll() is None or c.poll() is None,
+            )
         finally:
             c.terminate()
             c.wait(30)
