@@ -9,6 +9,7 @@ environment variables or secret files that hold them.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -16,12 +17,14 @@ from typing import Any
 
 import msgspec
 
+log = logging.getLogger(__name__)
+
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid."""
 
 
-class Brand(msgspec.Struct, forbid_unknown_fields=True):
+class Brand(msgspec.Struct):
     name: str
     terms: list[str] = []
     hashtags: list[str] = []
@@ -30,7 +33,7 @@ class Brand(msgspec.Struct, forbid_unknown_fields=True):
     accounts: dict[str, list[str]] = {}
 
 
-class Campaign(msgspec.Struct, forbid_unknown_fields=True):
+class Campaign(msgspec.Struct):
     name: str
     brand: str
     hashtags: list[str] = []
@@ -38,7 +41,7 @@ class Campaign(msgspec.Struct, forbid_unknown_fields=True):
     utm_campaign: list[str] = []
 
 
-class Site(msgspec.Struct, forbid_unknown_fields=True):
+class Site(msgspec.Struct):
     name: str
     domains: list[str] = []
 
@@ -88,7 +91,7 @@ class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True):
     extra_domains: dict[str, list[str]] = {}
 
 
-class Config(msgspec.Struct, forbid_unknown_fields=True):
+class Config(msgspec.Struct):
     brands: list[Brand] = []
     campaigns: list[Campaign] = []
     sites: list[Site] = []
@@ -159,6 +162,7 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     _apply_env(raw, env)
+    _warn_unknown(raw, str(path or "configuration"))
     try:
         cfg = msgspec.convert(_coerce(raw), Config, strict=False)
     except msgspec.ValidationError as exc:
@@ -167,6 +171,23 @@ def load_config(
     if path:
         cfg.path = str(Path(path).resolve())
     return cfg
+
+
+def _warn_unknown(raw: dict[str, Any], where: str) -> None:
+    """Unknown keys in the tracking tables are reported, not fatal: a rules file written for
+    a newer Ripple (or with a note-to-self key) still replays. Settings stay strict."""
+    tables = {"brands": Brand, "campaigns": Campaign, "sites": Site}
+    known_top = {f.name for f in msgspec.structs.fields(Config)}
+    for key in raw:
+        if key not in known_top:
+            log.warning("%s: ignoring unknown top-level key %r", where, key)
+    for key, struct in tables.items():
+        known = {f.name for f in msgspec.structs.fields(struct)}
+        for i, item in enumerate(raw.get(key) or []):
+            if isinstance(item, dict):
+                for k in item:
+                    if k not in known:
+                        log.warning("%s: ignoring unknown key %r in %s[%d]", where, k, key, i)
 
 
 def _check(cfg: Config) -> None:
