@@ -6,72 +6,22 @@ Imported by the test modules as ``ingest_helpers`` (pytest puts this directory o
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.cursors import CursorStore
 from ingest.producer import EventProducer
 from ingest.runner import RunStats, run_source
 from ingest.sources.base import Source
+from tests.kafka_records import Record, read_topic  # noqa: F401 - re-exported for the tests
 
 # The shared real-payload fixtures live beside the repository (../shared/fixtures).
 FIXTURES = Path(
     os.environ.get("RIPPLE_FIXTURES", Path(__file__).resolve().parents[4] / "shared" / "fixtures")
 )
-
-
-@dataclass
-class Record:
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-    timestamp_ms: int
-
-    def json(self) -> Any:
-        return json.loads(self.value)
-
-
-async def read_topic(
-    bootstrap: str, topic: str, min_count: int = 0, timeout: float = 20.0, settle: float = 0.5
-) -> list[Record]:
-    """Every record of ``topic`` (all partitions, from the start): waits for ``min_count``
-    records, then ``settle`` seconds more so extra (duplicate) records would show up too."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + timeout
-        parts: set[int] | None = None
-        while time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic) or None
-            if parts:
-                break
-            await consumer._client.force_metadata_update()  # topic may be new
-            await asyncio.sleep(0.2)
-        if not parts:
-            return []
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[Record] = []
-        settle_until: float | None = None
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                out += [Record(m.key, m.value, dict(m.headers or ()), m.timestamp) for m in msgs]
-            if len(out) >= min_count:
-                settle_until = settle_until or time.monotonic() + settle
-                if time.monotonic() >= settle_until:
-                    break
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def run_until(

@@ -3,7 +3,6 @@ and reading topics back from the real broker."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -16,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.config import Config, load_config
 from ingest.web.sink import DeadLetter, Delivery, Item
 from ingest.web.spool import SpoolFull
+from tests.kafka_records import Record, read_topic  # noqa: F401 - re-exported for the tests
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -162,51 +161,3 @@ def run_collector(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@dataclass
-class Record:
-    key: bytes | None
-    value: bytes
-    headers: dict[str, bytes]
-    timestamp_ms: int
-
-    def json(self) -> Any:
-        return json.loads(self.value)
-
-
-async def read_topic(
-    bootstrap: str, topic: str, min_count: int = 0, timeout: float = 30.0, settle: float = 1.0
-) -> list[Record]:
-    """Every record of ``topic`` from the start: waits for ``min_count`` records, then
-    ``settle`` seconds more so that extra (duplicate) records would show up too."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        deadline = time.monotonic() + timeout
-        parts: set[int] | None = None
-        while time.monotonic() < deadline:
-            parts = consumer.partitions_for_topic(topic) or None
-            if parts:
-                break
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.2)
-        if not parts:
-            return []
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        out: list[Record] = []
-        settle_until: float | None = None
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(timeout_ms=200)
-            for msgs in batch.values():
-                out += [Record(m.key, m.value, dict(m.headers or ()), m.timestamp) for m in msgs]
-            if len(out) >= min_count:
-                if settle_until is None:
-                    settle_until = time.monotonic() + settle
-                elif time.monotonic() >= settle_until:
-                    break
-        return out
-    finally:
-        await consumer.stop()
