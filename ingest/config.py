@@ -176,7 +176,11 @@ def load_config(
 def _warn_unknown(raw: dict[str, Any], where: str) -> None:
     """Unknown keys in the tracking tables are reported, not fatal: a rules file written for
     a newer Ripple (or with a note-to-self key) still replays. Settings stay strict."""
-    tables = {"brands": Brand, "campaigns": Campaign, "sites": Site}
+    tables: dict[str, type[msgspec.Struct]] = {
+        "brands": Brand,
+        "campaigns": Campaign,
+        "sites": Site,
+    }
     known_top = {f.name for f in msgspec.structs.fields(Config)}
     for key in raw:
         if key not in known_top:

@@ -41,6 +41,7 @@ from ingest.producer import dead_letter_headers, partition_key
 from ingest.telemetry import counter, gauge
 from ingest.topics import Topics
 from processors.metrics import (
+    PROC_CONSUMER_LAG,
     PROC_DEAD_LETTERS,
     PROC_EVENTS,
     PROC_FRESHNESS,
@@ -133,6 +134,8 @@ class Gate:
         self._m_last = gauge(PROC_LAST_EVENT)
         self._m_fresh = gauge(PROC_FRESHNESS)
         self._newest: dict[str, float] = {}
+        self._m_lag = gauge(PROC_CONSUMER_LAG)
+        self._lag_exported = 0.0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -202,24 +205,36 @@ class Gate:
                     await asyncio.get_running_loop().run_in_executor(None, self._recover)
                     self._needs_recovery = False
                     log.info("gate %s: recovered %s", self.namespace, self.state)
-                if not batch and not self._flush_due(consumer):
+                await self._export_lag(consumer)
+                if not batch and not await self._flush_due(consumer):
                     continue
                 await self._process(batch, consumer, producer)
         finally:
             await consumer.stop()
             await producer.stop()
 
-    def _flush_due(self, consumer: AIOKafkaConsumer) -> bool:
+    async def _export_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Records between each input partition's end and the gate's position (every 5 s)."""
+        now = time.monotonic()
+        if now - self._lag_exported < 5:
+            return
+        self._lag_exported = now
+        for tp in consumer.assignment():
+            hw = consumer.highwater(tp)
+            if hw is not None:
+                pos = await consumer.position(tp)
+                self._m_lag.labels(self.namespace, tp.topic, str(tp.partition)).set(
+                    max(0, hw - pos)
+                )
+
+    async def _flush_due(self, consumer: AIOKafkaConsumer) -> bool:
+        """A replay asked for the final flush and the gate has read up to its offsets."""
         if self.flush_at is None or self.state.flushed:
             return False
+        assigned = consumer.assignment()
         for p, end in self.flush_at.items():
             tp = TopicPartition(self.topics.events, p)
-            if tp not in consumer.assignment() or consumer.highwater(tp) is None:
-                return False
-            try:
-                if consumer._subscription.subscription.assignment.state_value(tp).position < end:  # type: ignore[union-attr]
-                    return False
-            except Exception:
+            if tp not in assigned or await consumer.position(tp) < end:
                 return False
         return True
 
@@ -269,7 +284,7 @@ class Gate:
                             late_counts[name] = late_counts.get(name, 0) + 1
                 for p, role in routes(ev, self.partitions):
                     out[p].append([role, flags, ts, raw, wm])
-        if self._flush_due(consumer) and not state.flushed:
+        if not state.flushed and await self._flush_due(consumer):
             state = GateState(state.watermark, state.max_ts, flushed=True)
             wm = float("inf")
         new_state = GateState(
