@@ -23,7 +23,7 @@ from processors.context import Context
 from processors.metrics import PROC_WINDOWS_CLOSED, RESULT_COUNTERS
 from processors.partition_state import Partial
 from processors.results import Row, identity
-from processors.rollup import Rollup, alert_row
+from processors.rollup import MINUTE, Rollup, alert_row, window_rows
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,25 @@ def register(app: faust.App, ctx: Context) -> Any:
         log.info("rollup: rebuilt from %d journal entries", len(keys))
         return r, rows, alerts
 
+    exported: dict[str, dict[tuple[str, ...], float]] = {}  # 1m window start -> counted so far
+
+    def advance_counters(rows: list[Row], final: bool) -> None:
+        """Counters follow each 1m window as it fills: add what grew since the last
+        revision (window values only grow), and forget the window once it is final."""
+        for row_ in rows:
+            if row_["window"] != "1m" or row_["metric"] not in counters:
+                continue
+            seen = exported.setdefault(row_["window_start"], {})
+            labels = counter_labels(row_, ctx.namespace)
+            key = (row_["metric"], *labels)
+            grew = row_["value"] - seen.get(key, 0)
+            if grew > 0:
+                counters[row_["metric"]].labels(*labels).inc(grew)
+                seen[key] = row_["value"]
+        if final:
+            for start in {r["window_start"] for r in rows if r["window"] == "1m"}:
+                exported.pop(start, None)
+
     async def emit(
         r: Rollup, rows: list[Row], alerts: list[tuple[int, str, str, int]], count: bool
     ) -> None:
@@ -90,10 +109,8 @@ def register(app: faust.App, ctx: Context) -> Any:
             await app.producer.send(
                 results_topic, orjson.dumps(identity(row_)), orjson.dumps(row_), 0, None, None
             )
-            if count and row_["window"] == "1m" and row_["metric"] in counters:
-                counters[row_["metric"]].labels(*counter_labels(row_, ctx.namespace)).inc(
-                    row_["value"]
-                )
+        if count:
+            advance_counters(rows, final=True)
         for t, brand, platform, value in alerts:
             a = alert_row(t, brand, platform, value)
             await app.producer.send(
@@ -125,6 +142,13 @@ def register(app: faust.App, ctx: Context) -> Any:
             msg = _unpack(event.value)
             journal[f"{event.message.offset:020d}".encode()] = event.value
             apply(r, msg)
+            if msg["t"] == "partial" and not msg.get("final", True) and msg["size"] == MINUTE:
+                live = r.current(msg["size"], msg["start"])
+                if live is not None:
+                    advance_counters(
+                        window_rows(msg["size"], msg["start"], live, ctx.tracker.brands),
+                        final=False,
+                    )
             rows, alerts = r.finalize()
             await emit(r, rows, alerts, count=True)
             if rows:

@@ -23,7 +23,9 @@ from typing import Any, NamedTuple
 from ingest.events import Event, decode_trusted
 from processors.matching import EMPTY, Tracker
 from processors.networks import NetworkClassifier
-from processors.windows import LATE_BITS, SIZES, is_closed, window_start
+from processors.windows import LATE_1M, LATE_BITS, SIZES, is_closed, window_start
+
+MINUTE = SIZES["1m"]
 
 ALL_LATE = sum(LATE_BITS.values())
 
@@ -160,6 +162,7 @@ class PartitionState:
         self.windows: dict[tuple[int, int], WindowAcc] = {}
         self._arrival = 0
         self._next_close = float("inf")  # earliest close time of an open window
+        self.dirty: set[tuple[int, int]] = set()  # 1m windows changed since provisional()
         self._last_prune = float("-inf")
 
     # -- input ---------------------------------------------------------------------
@@ -179,6 +182,8 @@ class PartitionState:
             for name, size in SIZES.items()
             if not flags & LATE_BITS[name]
         ]
+        if not flags & LATE_1M:
+            self.dirty.add((MINUTE, window_start(ts, MINUTE)))
         if role == REPLY_ENGAGEMENT:
             acc = Accepted(ts, role, ev)
             for w in targets:
@@ -289,6 +294,14 @@ class PartitionState:
         self._prune()
         return closed
 
+    def provisional(self) -> list[tuple[int, int, Partial]]:
+        """Current partials of the open 1m windows that changed since the last call: live
+        dashboards see a minute as it fills, not only once it is final."""
+        out = [(size, start, self.compute((size, start), final=False))
+               for size, start in sorted(self.dirty) if (size, start) in self.windows]  # fmt: skip
+        self.dirty.clear()
+        return out
+
     def open_windows(self) -> list[tuple[int, int]]:
         return sorted(self.windows)
 
@@ -326,12 +339,13 @@ class PartitionState:
                 best = pv
         return best[2] if best else None
 
-    def compute(self, key: tuple[int, int]) -> Partial:
-        """The window's partial: its known aggregates plus its pending events, resolved now."""
+    def compute(self, key: tuple[int, int], *, final: bool = True) -> Partial:
+        """The window's partial: its known aggregates plus its pending events, resolved now.
+        A provisional (``final=False``) partial works on a copy, so the window stays open."""
         w = self.windows.get(key)
         if w is None:
             return Partial()
-        out = w.partial
+        out = w.partial if final else Partial.from_wire(w.partial.to_wire())
         tr = self.tracker
         for acc in w.pending:
             ev: Any = acc.ev

@@ -28,6 +28,7 @@ _unpack = msgspec.msgpack.Decoder().decode
 _pack = msgspec.msgpack.Encoder().encode
 META = b"meta"
 PRUNE_EVERY = 200  # batches
+PROVISIONAL_EVERY = 2.0  # seconds between revisions of the open 1m windows
 
 
 class Batch(msgspec.Struct):
@@ -71,6 +72,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         options={"block_cache_size": ctx.config.processing.rocksdb_block_cache_mb * 1024 * 1024},
     )  # fmt: skip
     states: dict[int, PartitionState] = {}
+    last_provisional: dict[int, float] = {}
     processed: dict[int, int] = {}
     duplicates = counter(PROC_DUPLICATES)
     timing = histogram(PROC_BATCH_SECONDS).labels(ctx.namespace, "resolve")
@@ -98,14 +100,20 @@ def register(app: faust.App, ctx: Context) -> Any:
 
     partials_name = partials.get_topic_name()
 
-    async def send_closed(p: int, closed: list[tuple[int, int, Any]], b: Batch) -> None:
+    async def send_closed(
+        p: int,
+        closed: list[tuple[int, int, Any]],
+        b: Batch,
+        provisional: list[tuple[int, int, Any]] | None = None,
+    ) -> None:
         # Via the producer, not Topic.send (see processors.finalize); order per producer holds.
+        # Provisional revisions of open windows go first; a window's final partial is last.
         key = str(p).encode()
-        for size, start, part in closed:
-            value = _pack(
-                {"t": "partial", "p": p, "size": size, "start": start, "partial": part.to_wire()}
-            )
-            await app.producer.send(partials_name, key, value, 0, None, None)
+        for parts, final in ((provisional or [], False), (closed, True)):
+            for size, start, part in parts:
+                msg = {"t": "partial", "p": p, "size": size, "start": start, "final": final}
+                msg["partial"] = part.to_wire()
+                await app.producer.send(partials_name, key, _pack(msg), 0, None, None)
         marker = {
             "t": "marker",
             "p": p,
@@ -142,7 +150,12 @@ def register(app: faust.App, ctx: Context) -> Any:
                 {"wm": b.wm, "flushed": b.flushed, "max_ts": b.max_ts, "items": []}
             )
             closed = resend + closed + st.advance(marker_watermark(b))
-            await send_closed(p, closed, b)
+            provisional: list[tuple[int, int, Any]] = []
+            now = time.monotonic()
+            if now - last_provisional.get(p, 0.0) >= PROVISIONAL_EVERY:
+                last_provisional[p] = now
+                provisional = st.provisional()
+            await send_closed(p, closed, b, provisional)
             if dups:
                 duplicates.labels(ctx.namespace, "all").inc(dups)
             processed[p] = processed.get(p, 0) + 1

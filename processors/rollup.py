@@ -185,6 +185,16 @@ class Rollup:
         if partial.first_ts is not None:
             self.drops.earliest = min(self.drops.earliest, partial.first_ts)
 
+    def current(self, size: int, start: int) -> Partial | None:
+        """The merged partials of a window still open (for live revisions), or None."""
+        parts = self.partials.get((size, start))
+        if not parts:
+            return None
+        merged = Partial()
+        for _, part in sorted(parts.items()):
+            merged.merge(part)
+        return merged
+
     def mark(self, partition: int, watermark: float, max_ts: float) -> None:
         if watermark > self.markers.get(partition, float("-inf")):
             self.markers[partition] = watermark

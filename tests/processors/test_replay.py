@@ -97,9 +97,11 @@ def test_two_workers_give_the_same_results_as_one(dataset, namespace: str, tmp_p
     assert rows(out) == expected
 
 
-def _worker(cfg: Path, namespace: str, state: Path, log: Path) -> subprocess.Popen[bytes]:
+def _worker(
+    cfg: Path, namespace: str, state: Path, log: Path, port: int | None = None
+) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "deploy.cli", "worker", "--config", str(cfg), "--namespace", namespace,
-           "--web-port", str(free_port()), "--state-dir", str(state)]  # fmt: skip
+           "--web-port", str(port or free_port()), "--state-dir", str(state)]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
@@ -155,3 +157,50 @@ def test_worker_killed_mid_replay_loses_nothing_and_counts_nothing_twice(
                 p.terminate()
                 p.wait(30)
     assert got == expected, f"see {log}"
+
+
+def test_worker_counters_equal_the_results_1m_totals(
+    dataset, stack, namespace: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Prometheus gets raw counters that advance with each 1m window as it fills: once every
+    window is final, each counter equals the sum of its 1m rows in the results."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from processors.metrics import RESULT_COUNTERS
+
+    cfg, _, lines, expected = dataset
+    config = load_config(cfg)
+    delete_namespace(stack.bootstrap, namespace)
+    ensure_topics(stack.bootstrap, namespace, config.kafka.partitions, 1)
+    port = free_port()
+    worker = _worker(cfg, namespace, tmp_path / "w", tmp_path / "worker.log", port)
+    try:
+        produce_lines(stack.bootstrap, namespace, lines)
+        request_flush(stack.bootstrap, namespace)
+        collect_results(
+            stack.bootstrap, namespace, timeout=300, alive=lambda: worker.poll() is None
+        )
+        import urllib.request
+
+        text = (
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        )
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    scraped: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("namespace") == namespace:
+                labels = frozenset((k, v) for k, v in sample.labels.items() if k != "namespace")
+                scraped[(sample.name, labels)] = sample.value
+    want: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for row in expected:
+        if row["window"] == "1m" and row["metric"] in RESULT_COUNTERS:
+            key = (RESULT_COUNTERS[row["metric"]].name, frozenset(row["labels"].items()))
+            want[key] = want.get(key, 0) + row["value"]
+    assert (
+        want
+        and {k: v for k, v in scraped.items() if k[0] in {d.name for d in RESULT_COUNTERS.values()}}
+        == want
+    )
