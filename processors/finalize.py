@@ -58,7 +58,13 @@ def register(app: faust.App, ctx: Context) -> Any:
 
     def apply(r: Rollup, msg: dict[str, Any]) -> None:
         if msg["t"] == "partial":
-            r.add_partial(msg["p"], msg["size"], msg["start"], Partial.from_wire(msg["partial"]))
+            r.add_partial(
+                msg["p"],
+                msg["size"],
+                msg["start"],
+                Partial.from_wire(msg["partial"]),
+                msg.get("final", True),
+            )
         else:
             wm = (
                 float("inf")

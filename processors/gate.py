@@ -11,9 +11,10 @@ first member of the group own every partition and the others hot standbys) reads
   (see ``routes``), packing many events into one record per partition, so faust's
   per-record cost is paid per batch, not per event.
 
-Output, DLQ records and the input offsets commit in one Kafka transaction, and the
-watermark rides in the offsets' commit metadata: a killed gate resumes exactly where its
-last transaction ended.
+Output and dead letters are acknowledged before the input offsets are committed, and the
+watermark rides in the offsets' commit metadata: a killed gate (or a zombie) re-runs a
+batch from the same committed state, producing the very same items, which the stateful
+stage de-duplicates by id. No transaction is needed, and none can fence a worker.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from kafka.admin import KafkaAdminClient
 
 from ingest.events import Event, InvalidEvent, decode_with_ts
@@ -188,7 +190,6 @@ class Gate:
         consumer.subscribe([self.topics.events, self.control_topic], listener=Listener())
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
-            transactional_id=self.group,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,  # uncompressed: an internal topic on the same host, CPU is the limit
@@ -208,7 +209,13 @@ class Gate:
                 await self._export_lag(consumer)
                 if not batch and not await self._flush_due(consumer):
                     continue
-                await self._process(batch, consumer, producer)
+                try:
+                    await self._process(batch, consumer, producer)
+                except (CommitFailedError, IllegalStateError) as exc:
+                    # Our partitions moved to another gate mid-batch; it re-runs this batch
+                    # from the last committed state (duplicates are dropped downstream).
+                    log.warning("gate %s: lost the input partitions (%s)", self.namespace, exc)
+                    self._needs_recovery = True
         finally:
             await consumer.stop()
             await producer.stop()
@@ -294,35 +301,27 @@ class Gate:
         )
         marker_wm = None if new_state.flushed else new_state.watermark
         meta = msgspec.json.encode(new_state).decode()
-        async with producer.transaction():
-            for p, items in enumerate(out):
-                if True:
-                    value = _pack(
-                        {
-                            "wm": marker_wm,
-                            "flushed": new_state.flushed,
-                            "max_ts": new_state.max_ts,
-                            "items": items,
-                        }
-                    )
-                    await producer.send(self.out_topic, value, partition=p)
-            for raw, reason, detail in dead:
-                await producer.send(
-                    self.topics.dlq, raw, headers=dead_letter_headers("processors", reason, detail)
-                )
-            commit: dict[TopicPartition, Any] = {}
-            for tp, off in offsets.items():
-                if tp.topic == self.control_topic:
-                    commit[tp] = (
-                        off,
-                        orjson.dumps(
-                            {str(k): v for k, v in (self.flush_at or {}).items()}
-                        ).decode(),
-                    )
-                else:
-                    commit[tp] = (off, meta)
-            if commit:
-                await producer.send_offsets_to_transaction(commit, self.group)
+        # Output and dead letters first, acknowledged; only then the input offsets (with the
+        # watermark in their metadata). A crash in between re-runs the batch from the same
+        # committed state, so the re-run's items are exact duplicates, which resolve drops.
+        header = {"wm": marker_wm, "flushed": new_state.flushed, "max_ts": new_state.max_ts}
+        sent = [
+            await producer.send(self.out_topic, _pack({**header, "items": items}), partition=p)
+            for p, items in enumerate(out)
+        ]
+        sent += [
+            await producer.send(
+                self.topics.dlq, raw, headers=dead_letter_headers("processors", reason, detail)
+            )
+            for raw, reason, detail in dead
+        ]
+        await asyncio.gather(*sent)
+        commit: dict[TopicPartition, Any] = {}
+        flush_meta = orjson.dumps({str(k): v for k, v in (self.flush_at or {}).items()}).decode()
+        for tp, off in offsets.items():
+            commit[tp] = (off, flush_meta if tp.topic == self.control_topic else meta)
+        if commit:
+            await consumer.commit(commit)
         self.state = new_state
         self._observe(counts, dead, late_counts, new_state)
         log.debug(

@@ -9,7 +9,6 @@ the file's; the stateful stage still spreads over the namespace's internal parti
 from __future__ import annotations
 
 import gzip
-import io
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-import zstandard
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.events import InvalidEvent, decode_event, parse_ts
@@ -25,20 +23,25 @@ from ingest.producer import partition_key
 from ingest.topics import Topics
 from processors.finalize import COMPLETE_KEY
 from processors.results import Row, identity, sort_key
+from processors.zstd_frames import zstd_lines
 
 log = logging.getLogger(__name__)
 
 
 def open_lines(path: str | Path) -> Iterator[bytes]:
-    """Lines of a JSON Lines file, plain, ``.gz`` or ``.zst``; empty lines skipped."""
+    """Lines of a JSON Lines file, plain, ``.gz`` or ``.zst`` (many frames); empty lines skipped."""
     p = Path(path)
     raw: IO[bytes]
-    if p.suffix == ".gz":
-        raw = gzip.open(p, "rb")  # type: ignore[assignment]  # noqa: SIM115 - closed below
-    elif p.suffix in (".zst", ".zstd"):
-        raw = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(p.open("rb")))  # type: ignore[arg-type]
-    else:
-        raw = p.open("rb")  # noqa: SIM115 - closed by the with below
+    if p.suffix in (".zst", ".zstd"):
+        # Frame by frame: archive files are many frames, and one cut short is tolerated.
+        with p.open("rb") as fh:
+            for line in zstd_lines(fh, str(p)):
+                line = line.rstrip(b"\r")
+                if line:
+                    yield line
+        return
+    # Both are closed by the with below.
+    raw = gzip.open(p, "rb") if p.suffix == ".gz" else p.open("rb")  # type: ignore[assignment]  # noqa: SIM115
     with raw:
         for line in raw:
             line = line.rstrip(b"\r\n")
@@ -74,7 +77,8 @@ def produce_lines(
         compression_type="lz4",
         max_in_flight_requests_per_connection=5,
     )
-    n = 0
+    n = reported = 0
+    next_report = time.monotonic() + 0.5
     try:
         for line in lines:
             key, ts = key_and_time(line)
@@ -82,11 +86,13 @@ def produce_lines(
                 pace(ts)
             producer.send(topic, value=line, key=key, timestamp_ms=ts)
             n += 1
-            if progress is not None and n % 1000 == 0:
-                progress(1000)
+            # Every 1000 events, or twice a second when paced slowly.
+            if progress is not None and (n - reported >= 1000 or time.monotonic() >= next_report):
+                progress(n - reported)
+                reported, next_report = n, time.monotonic() + 0.5
         producer.flush()
-        if progress is not None:
-            progress(n % 1000)
+        if progress is not None and n > reported:
+            progress(n - reported)
     finally:
         producer.close()
     return n

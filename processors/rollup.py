@@ -173,15 +173,23 @@ class Rollup:
         self.brands = brands
         self.lateness = lateness
         self.partials: dict[tuple[int, int], dict[int, Partial]] = defaultdict(dict)
+        self.final_from: set[tuple[tuple[int, int], int]] = set()  # (window, partition) finals seen
         self.markers: dict[int, float] = {}
         self.max_ts = float("-inf")
         self.finalized_through = float("-inf")
         self.drops = DropDetector()
 
-    def add_partial(self, partition: int, size: int, start: int, partial: Partial) -> None:
+    def add_partial(
+        self, partition: int, size: int, start: int, partial: Partial, final: bool = True
+    ) -> None:
         if start + size + self.lateness <= self.finalized_through:
             return  # already final; a re-sent partial after a restart changes nothing
-        self.partials[(size, start)][partition] = partial
+        key = (size, start)
+        if not final and (key, partition) in self.final_from:
+            return  # a late provisional revision (e.g. from a worker that lost the partition)
+        self.partials[key][partition] = partial
+        if final:
+            self.final_from.add((key, partition))
         if partial.first_ts is not None:
             self.drops.earliest = min(self.drops.earliest, partial.first_ts)
 
@@ -222,8 +230,9 @@ class Rollup:
             if start + size + self.lateness > frontier:
                 continue
             merged = Partial()
-            for _, part in sorted(self.partials.pop(key).items()):
+            for p, part in sorted(self.partials.pop(key).items()):
                 merged.merge(part)
+                self.final_from.discard((key, p))
             rows.extend(window_rows(size, start, merged, self.brands))
             if size == MINUTE:
                 self.drops.record_minute(start, merged)

@@ -1,0 +1,108 @@
+"""A replay's 1m window results as OpenMetrics, for ``promtool tsdb create-blocks-from``.
+
+Each results metric that the live processors count in Prometheus (``RESULT_COUNTERS``)
+becomes the same counter, labelled ``namespace`` plus the row's labels, so the dashboards
+show a replayed namespace like a live one. A series starts at 0 at the start of its first
+window (so ``increase()`` over the replay equals the results' sum) and then has one sample at
+every 1m window end up to the replay's last, holding the sum of the window values so far: a
+live counter is scraped between increments too, and ``rate()`` needs those samples to show
+0 rather than nothing. promtool's rules are kept: every sample has a timestamp, a series'
+samples are in time order, ``# EOF`` ends the file; samples after ``not_after`` (Prometheus
+must not be backfilled within its head block, the last ~3 hours) are left out and counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO
+
+from ingest.events import parse_ts
+from ingest.metricdefs import MetricDef
+from processors.metrics import NS, RESULT_COUNTERS
+from processors.results import Row
+
+WINDOW = "1m"
+STEP = 60
+HEAD_BLOCK_SECONDS = 3 * 3600  # what Prometheus may still be writing: never backfill it
+
+
+@dataclass
+class BackfillStats:
+    series: int = 0
+    samples: int = 0
+    skipped_recent: int = 0  # samples newer than ``not_after``
+    first: float | None = None  # oldest sample written
+    last: float | None = None  # newest sample written
+
+
+SeriesKey = tuple[str, tuple[str, ...]]  # (metric name, label values in the def's order)
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def series_key(r: Row, defn: MetricDef, namespace: str) -> SeriesKey:
+    names = [n for n in defn.labels if n != NS]
+    if sorted(r["labels"]) != sorted(names):
+        raise ValueError(f"{r['metric']} row labels {sorted(r['labels'])} are not {names}")
+    values = tuple(namespace if n == NS else str(r["labels"][n]) for n in defn.labels)
+    return defn.name, values
+
+
+def window_values(rows: Iterable[Row], namespace: str) -> dict[SeriesKey, dict[int, float]]:
+    """Per series, window end -> that window's value (1m rows of counted metrics only)."""
+    out: dict[SeriesKey, dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        defn = RESULT_COUNTERS.get(r["metric"])
+        if defn is None or r["window"] != WINDOW:
+            continue
+        end = int(parse_ts(r["window_end"]))
+        out[series_key(r, defn, namespace)][end] = r["value"]
+    return out
+
+
+def number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def write_openmetrics(
+    rows: Iterable[Row], namespace: str, out: IO[str], not_after: float | None = None
+) -> BackfillStats:
+    """Write the OpenMetrics text of ``rows`` to ``out``; see the module doc."""
+    stats = BackfillStats()
+    per_series = window_values(rows, namespace)
+    ends = [e for windows in per_series.values() for e in windows]
+    defs = {d.name: d for d in RESULT_COUNTERS.values()}
+    last_end = max(ends, default=0)
+
+    def sample(name: str, labels: str, t: int, v: float) -> None:
+        if not_after is not None and t > not_after:
+            stats.skipped_recent += 1
+            return
+        out.write(f"{name}{{{labels}}} {number(v)} {t}\n")
+        stats.samples += 1
+        stats.first = t if stats.first is None else min(stats.first, t)
+        stats.last = t if stats.last is None else max(stats.last, t)
+
+    for name in sorted({k[0] for k in per_series}):
+        defn = defs[name]
+        family = name.removesuffix("_total")
+        out.write(f"# HELP {family} {escape(defn.help)}\n# TYPE {family} counter\n")
+        for key in sorted(k for k in per_series if k[0] == name):
+            windows = per_series[key]
+            labels = ",".join(
+                f'{n}="{escape(v)}"' for n, v in zip(defn.labels, key[1], strict=True)
+            )
+            first_end = min(windows)
+            stats.series += 1
+            total: float = 0
+            sample(name, labels, first_end - STEP, 0)
+            # Window ends are whole minutes; the union guards against one that is not.
+            for t in sorted(set(range(first_end, last_end + STEP, STEP)) | set(windows)):
+                total += windows.get(t, 0)
+                sample(name, labels, t, total)
+    out.write("# EOF\n")
+    return stats
