@@ -22,7 +22,7 @@ APT_PACKAGES := prometheus:prometheus prometheus-alertmanager:prometheus-alertma
 .PHONY: help install system-packages jars check test rules-test demo down clean
 
 help:
-	@echo "make demo    install, start the local stack (ripple up) and show it live"
+	@echo "make demo    install, start the local stack and play the demo history into it (ripple demo)"
 	@echo "make test    install, lint/type-check, run the whole test suite against real services"
 	@echo "make check   ruff + mypy only;  make down   stop the stack;  make install   set-up only"
 
@@ -68,14 +68,12 @@ rules-test:
 	  promtool test rules dashboards/tests/*.yaml; \
 	else echo "no dashboards/tests/*.yaml yet: no rule tests"; fi
 
+# The demo's tracking configuration (brands, campaign, website) unless CONFIG names another.
+DEMO_CONFIG_ARG := --config $(or $(CONFIG),deploy/demo.toml)
+
 demo: install
-	$(RIPPLE) up $(RIPPLE_CONFIG_ARG)
-	@if $(RIPPLE) demo --help >/dev/null 2>&1; then \
-	  $(RIPPLE) demo $(RIPPLE_CONFIG_ARG); \
-	else \
-	  echo; echo "The stack is live (no demo job yet); stop it with: make down"; \
-	  $(RIPPLE) status $(RIPPLE_CONFIG_ARG); \
-	fi
+	$(RIPPLE) up $(DEMO_CONFIG_ARG)
+	$(RIPPLE) demo $(DEMO_CONFIG_ARG)
 
 down:
 	@if [ -x $(RIPPLE) ]; then $(RIPPLE) down $(RIPPLE_CONFIG_ARG); fi

@@ -8,49 +8,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
 from ingest.events import format_ts
 
-DEMO_CONFIG = """\
-[[brands]]
-name = "acme"
-terms = ["acme", "acme shoes"]
-hashtags = ["acmeshoes"]
-domains = ["acme.com"]
-competitor = false
-[brands.accounts]
-bluesky = ["did:plc:acmeofficial"]
-mastodon = ["acme@mastodon.social"]
-x = ["1001"]
-reddit = ["t2_acme"]
-
-[[brands]]
-name = "globex"
-terms = ["globex"]
-hashtags = ["globex"]
-domains = ["globex.com"]
-competitor = true
-
-[[brands]]
-name = "initech"
-terms = ["initech"]
-hashtags = ["initech"]
-domains = ["initech.io"]
-competitor = true
-
-[[campaigns]]
-name = "bf2026"
-brand = "acme"
-hashtags = ["acmeblackfriday"]
-terms = []
-utm_campaign = ["bf2026"]
-
-[[sites]]
-name = "acme.com"
-domains = ["acme.com", "www.acme.com"]
-"""
+# The demo's tracking rules (brands, campaign, site): the file `ripple demo` runs with.
+DEMO_TOML = Path(__file__).with_name("demo.toml")
+DEMO_CONFIG = DEMO_TOML.read_text(encoding="utf-8")
 
 PLATFORMS = ("bluesky", "mastodon", "x", "reddit")
 BRAND_WEIGHTS = (("acme", 0.5), ("globex", 0.3), ("initech", 0.2))
@@ -60,6 +26,8 @@ REFERRERS = (
     ("https://www.google.com/", None), (None, ("bsky", "social")), (None, ("newsletter", "email")),
     ("https://news.ycombinator.com/item?id=1", None), (None, None),
 )  # fmt: skip
+CAMPAIGN_BRAND, CAMPAIGN_HASHTAG = "acme", "acmeblackfriday"  # campaign bf2026 of demo.toml
+RECENT_POSTS = 1000  # engagements target one of the newest posts of their platform
 SHARE_NETWORKS = ("x", "facebook", "bluesky", "linkedin", "email", "copy_link")
 
 
@@ -73,6 +41,10 @@ class HistorySpec:
     drop_platform: str = "bluesky"
     drop_at_hours: float = 3.0  # engagement for the drop pair falls to 10% from here on
     seed: int = 7
+    # Prepended to the native part of every id: histories generated for different runs (the
+    # demo's, one per start time) must not share ids, or the processors drop them as duplicates.
+    id_prefix: str = ""
+    campaign_share: float = 0.1  # share of acme's posts that carry the campaign's hashtag
 
 
 def _line(ev: dict[str, object]) -> bytes:
@@ -104,14 +76,10 @@ def generate(spec: HistorySpec) -> Iterator[bytes]:
                 "ts": format_ts(ts),
                 "ingested_at": format_ts(ts + 0.4),
             }
-            dropping = (
-                brand == spec.drop_brand and platform == spec.drop_platform
-                and minute >= spec.drop_at_hours * 60
-            )  # fmt: skip
             roll = rnd.random()
             recent = posts[platform]
             if roll < 0.45 or not recent:
-                pid = f"{platform}:p{seq}"
+                pid = f"{platform}:{spec.id_prefix}p{seq}"
                 text = rnd.choice(
                     [
                         f"Loving {brand.title()}!",
@@ -120,18 +88,22 @@ def generate(spec: HistorySpec) -> Iterator[bytes]:
                         f"check {brand}.com",
                     ]
                 )
+                hashtags = [brand] if "#" in text else []
+                if brand == CAMPAIGN_BRAND and rnd.random() < spec.campaign_share:
+                    text += f" #{CAMPAIGN_HASHTAG}"
+                    hashtags.append(CAMPAIGN_HASHTAG)
                 ev = {**base, "id": pid, "kind": "post",
                       "author": {"id": author, "handle": author, "followers": rnd.randint(0, 20000)},
-                      "text": text, "url": None, "lang": "en",
-                      "hashtags": [brand] if "#" in text else [],
+                      "text": text, "url": None, "lang": "en", "hashtags": hashtags,
                       "links": [f"https://{brand}.com/p/{seq}"] if ".com" in text else [],
                       "reply_to": None, "quote_of": None}  # fmt: skip
                 recent.append((pid, brand))
-                if len(recent) > 200:
+                if len(recent) > RECENT_POSTS:
                     recent.pop(0)
             else:
                 target, tbrand = rnd.choice(recent)
-                in_drop = dropping or (
+                # Only engagement with the drop brand's posts drops, not the platform's.
+                in_drop = (
                     tbrand == spec.drop_brand
                     and platform == spec.drop_platform
                     and minute >= spec.drop_at_hours * 60
@@ -139,7 +111,7 @@ def generate(spec: HistorySpec) -> Iterator[bytes]:
                 if in_drop and rnd.random() < 0.9:
                     continue  # the engagement drop
                 kind = "reaction" if roll < 0.8 else "reshare"
-                ev = {**base, "id": f"{platform}:{kind[0]}{seq}", "kind": kind,
+                ev = {**base, "id": f"{platform}:{spec.id_prefix}{kind[0]}{seq}", "kind": kind,
                       "author": {"id": author, "handle": author, "followers": rnd.randint(0, 5000)},
                       "target": target, "target_author_id": None}  # fmt: skip
                 if kind == "reaction":
@@ -151,7 +123,7 @@ def generate(spec: HistorySpec) -> Iterator[bytes]:
             session = f"s{rnd.randint(1, 3000)}-{minute // 20}"
             roll = rnd.random()
             base = {"v": 1, "platform": "web", "ts": format_ts(ts), "ingested_at": format_ts(ts + 0.1),
-                    "id": f"web:{seq}", "site": "acme.com", "session": session}  # fmt: skip
+                    "id": f"web:{spec.id_prefix}{seq}", "site": "acme.com", "session": session}  # fmt: skip
             if roll < 0.8:
                 ref, utm = rnd.choice(REFERRERS)
                 ev = {**base, "kind": "pageview", "url": "https://acme.com/p/1", "referrer": ref,

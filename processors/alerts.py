@@ -62,6 +62,9 @@ class AlertSink:
         self.url = alertmanager_url(ctx)
         self._firing = gauge(STREAM_ALERT_FIRING)
         self._topic: Any = None
+        # Alertmanager resolves an alert it has not heard of for resolve_timeout (5m by
+        # default), so firing alerts are re-posted (``refresh``) until they resolve.
+        self.firing: dict[tuple[str, str], dict[str, Any]] = {}
 
     def bind(self, topic: Any) -> None:
         self._topic = topic
@@ -75,8 +78,18 @@ class AlertSink:
             await self._topic.send(
                 key=f"{labels['brand']}|{labels['platform']}".encode(), value=orjson.dumps(row)
             )
+        alert = to_alertmanager(row, self.ctx.namespace, self.live)
+        key = (labels["brand"], labels["platform"])
+        if row["value"]:
+            self.firing[key] = alert
+        else:
+            self.firing.pop(key, None)
         if self.url:
-            await self._post([to_alertmanager(row, self.ctx.namespace, self.live)])
+            await self._post([alert])
+
+    async def refresh(self) -> None:
+        if self.url and self.firing:
+            await self._post(list(self.firing.values()))
 
     async def _post(self, alerts: list[dict[str, Any]]) -> None:
         try:

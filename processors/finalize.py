@@ -20,10 +20,11 @@ import orjson
 from ingest.telemetry import counter
 from processors.alerts import AlertSink
 from processors.context import Context
-from processors.metrics import PROC_WINDOWS_CLOSED, RESULT_COUNTERS
+from processors.counters import WindowCounters
+from processors.metrics import PROC_WINDOWS_CLOSED
 from processors.partition_state import Partial
 from processors.results import Row, identity
-from processors.rollup import MINUTE, Rollup, alert_row, window_rows
+from processors.rollup import MINUTE, Rollup, alert_row
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,6 @@ _unpack = msgspec.msgpack.Decoder().decode
 _pack = msgspec.msgpack.Encoder().encode
 COMPLETE_KEY = b"__complete__"
 DROPS_KEY = b"~drops"
-
-
-def counter_labels(r: Row, namespace: str) -> list[str]:
-    return [namespace, *r["labels"].values()]
 
 
 def register(app: faust.App, ctx: Context) -> Any:
@@ -49,9 +46,13 @@ def register(app: faust.App, ctx: Context) -> Any:
     )
     sink = AlertSink(ctx)
     sink.bind(alerts_topic)
+
+    @app.timer(interval=60.0)  # type: ignore[misc]
+    async def keep_alerts_firing() -> None:
+        await sink.refresh()
+
     holder: dict[str, Rollup] = {}
     closed_windows = counter(PROC_WINDOWS_CLOSED)
-    counters = {name: counter(defn) for name, defn in RESULT_COUNTERS.items()}
 
     def new_rollup() -> Rollup:
         return Rollup(ctx.partitions, ctx.tracker.brands, ctx.lateness)
@@ -86,24 +87,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         log.info("rollup: rebuilt from %d journal entries", len(keys))
         return r, rows, alerts
 
-    exported: dict[str, dict[tuple[str, ...], float]] = {}  # 1m window start -> counted so far
-
-    def advance_counters(rows: list[Row], final: bool) -> None:
-        """Counters follow each 1m window as it fills: add what grew since the last
-        revision (window values only grow), and forget the window once it is final."""
-        for row_ in rows:
-            if row_["window"] != "1m" or row_["metric"] not in counters:
-                continue
-            seen = exported.setdefault(row_["window_start"], {})
-            labels = counter_labels(row_, ctx.namespace)
-            key = (row_["metric"], *labels)
-            grew = row_["value"] - seen.get(key, 0)
-            if grew > 0:
-                counters[row_["metric"]].labels(*labels).inc(grew)
-                seen[key] = row_["value"]
-        if final:
-            for start in {r["window_start"] for r in rows if r["window"] == "1m"}:
-                exported.pop(start, None)
+    live_counters = WindowCounters(ctx.namespace)
 
     async def emit(
         r: Rollup, rows: list[Row], alerts: list[tuple[int, str, str, int]], count: bool
@@ -116,7 +100,8 @@ def register(app: faust.App, ctx: Context) -> Any:
                 results_topic, orjson.dumps(identity(row_)), orjson.dumps(row_), 0, None, None
             )
         if count:
-            advance_counters(rows, final=True)
+            for start, merged in r.final_minutes:
+                live_counters.advance(start, merged, final=True)
         for t, brand, platform, value in alerts:
             a = alert_row(t, brand, platform, value)
             await app.producer.send(
@@ -151,10 +136,7 @@ def register(app: faust.App, ctx: Context) -> Any:
             if msg["t"] == "partial" and not msg.get("final", True) and msg["size"] == MINUTE:
                 live = r.current(msg["size"], msg["start"])
                 if live is not None:
-                    advance_counters(
-                        window_rows(msg["size"], msg["start"], live, ctx.tracker.brands),
-                        final=False,
-                    )
+                    live_counters.advance(msg["start"], live, final=False)
             rows, alerts = r.finalize()
             await emit(r, rows, alerts, count=True)
             if rows:

@@ -174,6 +174,7 @@ class Rollup:
         self.lateness = lateness
         self.partials: dict[tuple[int, int], dict[int, Partial]] = defaultdict(dict)
         self.final_from: set[tuple[tuple[int, int], int]] = set()  # (window, partition) finals seen
+        self.final_minutes: list[tuple[int, Partial]] = []  # 1m windows the last finalize() closed
         self.markers: dict[int, float] = {}
         self.max_ts = float("-inf")
         self.finalized_through = float("-inf")
@@ -225,6 +226,7 @@ class Rollup:
         if frontier == float("-inf"):
             return [], []
         rows: list[Row] = []
+        self.final_minutes = []
         for key in sorted(self.partials):
             size, start = key
             if start + size + self.lateness > frontier:
@@ -236,6 +238,7 @@ class Rollup:
             rows.extend(window_rows(size, start, merged, self.brands))
             if size == MINUTE:
                 self.drops.record_minute(start, merged)
+                self.final_minutes.append((start, merged))
         self.finalized_through = frontier
         alerts: list[tuple[int, str, str, int]] = []
         if self.drops.earliest != float("inf") and self.max_ts != float("-inf"):

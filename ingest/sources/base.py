@@ -86,9 +86,12 @@ T = TypeVar("T")
 
 
 def load_settings(struct_type: type[T], source: str, settings: dict[str, Any]) -> T:
-    """Validate a ``[sources.<name>]`` table into the source's settings Struct."""
+    """Validate a ``[sources.<name>]`` table into the source's settings Struct.
+
+    ``enabled`` is the supervisor's (``ripple up`` runs enabled sources), not the source's."""
+    own = {k: v for k, v in settings.items() if k != "enabled"}
     try:
-        return msgspec.convert(settings, struct_type, strict=False)
+        return msgspec.convert(own, struct_type, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"sources.{source}: {exc}") from None
 
