@@ -45,11 +45,18 @@ async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         n = 0
-        started = time.perf_counter()
+        started = last_progress = time.perf_counter()
         while n < expected:
             batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
-            n += sum(len(v) for v in batch.values())
-        return n / (time.perf_counter() - started)
+            got = sum(len(v) for v in batch.values())
+            n += got
+            now = time.perf_counter()
+            if got:
+                last_progress = now
+            elif now - last_progress > 15:
+                print(f"raw consumption stalled at {n} of {expected} records", file=sys.stderr)
+                break
+        return n / (last_progress - started)
     finally:
         await consumer.stop()
 

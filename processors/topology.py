@@ -29,6 +29,12 @@ def topic_plan(
     }
 
 
+# `<ns>.events` records carry their event time as the Kafka timestamp (EVENTS.md), so time
+# retention would delete history (a replay of last month, a backfilled post) as soon as its
+# segment rolls, before the gate read it. The events topic is retained by size instead.
+EVENTS_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": str(8 * 1024**3)}
+
+
 def changelog_plan(namespace: str, partitions: int) -> dict[str, int]:
     """faust's changelog topics, made up front: faust creating them itself races its own
     metadata refresh (PartitionsMismatch "changelog has 0 partitions") on a fresh namespace."""
@@ -42,8 +48,9 @@ def ensure_topics(
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ripple-topology")
     try:
         existing = set(admin.list_topics())
+        events = Topics(namespace).events
         new = [
-            NewTopic(name, n, 1)
+            NewTopic(name, n, 1, topic_configs=EVENTS_TOPIC_CONFIG if name == events else {})
             for name, n in topic_plan(namespace, partitions, events_partitions).items()
             if name not in existing
         ] + [

@@ -25,6 +25,7 @@ from deploy.stack.services import ServiceSpec, ripple_services
 from deploy.stack.topics import TopicSpec, ensure_topics
 from ingest.config import Config
 from ingest.topics import Topics
+from processors.topology import EVENTS_TOPIC_CONFIG
 
 MANIFEST = "stack.json"
 INFRA = (kafka_mod.NAME, alertmanager.NAME, prometheus.NAME)
@@ -144,7 +145,9 @@ class LocalStack:
         """The pipeline's shared topics, with the configured partition count."""
         t = Topics(self.cfg.kafka.namespace)
         n = self.cfg.kafka.partitions
-        return [TopicSpec(name, n) for name in (t.events, t.dlq, t.results, t.alerts)]
+        return [TopicSpec(t.events, n, dict(EVENTS_TOPIC_CONFIG))] + [
+            TopicSpec(name, n) for name in (t.dlq, t.results, t.alerts)
+        ]
 
     def _write_manifest(self, comps: list[Component]) -> None:
         data = {
