@@ -13,7 +13,9 @@ COMMAND_MODULES = (
     "deploy.commands.ingest",  # ingest <source>
     "deploy.commands.worker",  # worker
     "deploy.commands.replay",  # replay
+    "deploy.commands.archive",  # archive
     "deploy.commands.dashboards",  # dashboards generate|check|push
+    "deploy.commands.demo",  # demo
 )
 
 DESCRIPTION = """\
@@ -23,6 +25,7 @@ social media optimization (share clicks, social referrals, conversions) live, on
 Typical use:
   ripple up                         start Kafka, Prometheus, Alertmanager and the pipeline
   ripple status                     show each component's health
+  ripple demo                       play a generated history into the live pipeline and watch it
   ripple replay --input h.jsonl --namespace test --out results.jsonl
   ripple down [--purge]             stop everything (and with --purge, delete the data)
 """

@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from ingest.config import ConfigError, load_config
+from ingest.config import Config, ConfigError, load_config
+from processors.windows import iso
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,16 +21,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "replay",
         help="replay canonical events through the processors and write the results file",
         description=(
-            "Produce canonical events (JSON Lines, optionally .gz or .zst; invalid lines too, "
-            "they reach the namespace's DLQ) into <NAME>.events, run the processors for that "
-            "namespace with the given tracking configuration, wait until every window is final, "
-            "and write every window row (last revision, sorted) to --out. The namespace is "
-            "reset first, so the same input always gives the same file."
+            "Produce canonical events (JSON Lines files, optionally .gz or .zst, or a time range "
+            "of a namespace's <NS>.events with --from-kafka; invalid records too, they reach "
+            "the namespace's DLQ) into <NAME>.events, run the processors for that namespace "
+            "with the given tracking configuration, wait until every window is final, and "
+            "write every window row (last revision, sorted) to --out. The namespace is reset "
+            "first, so the same input always gives the same file. With --backfill the 1m "
+            "window counts are also loaded into the local Prometheus at their event times."
         ),
     )
     p.add_argument("--config", help="tracking configuration TOML (default $RIPPLE_CONFIG)")
-    p.add_argument("--input", action="append", required=True, metavar="FILE",
-                   help="events file (.jsonl, .jsonl.gz, .jsonl.zst); repeat for several, in order")  # fmt: skip
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", action="append", metavar="FILE",
+                        help="events file (.jsonl, .jsonl.gz, .jsonl.zst); repeat for several, in order")  # fmt: skip
+    source.add_argument("--from-kafka", action="store_true",
+                        help="read <SOURCE>.events between --since and --until instead of files")  # fmt: skip
+    p.add_argument("--source-namespace", metavar="NS",
+                   help="namespace read by --from-kafka (default: the config's live namespace)")  # fmt: skip
+    p.add_argument("--since", metavar="T", help="--from-kafka: first event time, RFC 3339 or unix seconds")  # fmt: skip
+    p.add_argument("--until", metavar="T", help="--from-kafka: end event time (excluded)")
+    p.add_argument("--slack", type=float, metavar="SECONDS",
+                   help="--from-kafka: read this far past --until for late records "
+                        "(default processing.allowed_lateness_seconds)")  # fmt: skip
     p.add_argument("--namespace", required=True, help="namespace of the replay's topics and state")
     p.add_argument("--out", required=True, help="results file to write (JSON Lines)")
     p.add_argument(
@@ -52,6 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1800,
         help="seconds to wait for final results (default 1800)",
     )
+    p.add_argument("--backfill", action="store_true",
+                   help="load the 1m window counts into the local Prometheus (promtool blocks) "
+                        "at their event times; only history older than 3 hours")  # fmt: skip
+    p.add_argument("--backfill-reload", choices=("wait", "restart"), default="wait",
+                   help="how Prometheus picks the blocks up: wait for its next block reload "
+                        "(at most a minute, default) or restart it")  # fmt: skip
+    p.add_argument("--backfill-file", metavar="FILE",
+                   help="OpenMetrics file to write (default <out>.om)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -138,13 +160,9 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from processors.replay import (
-        collect_results,
-        open_lines,
-        produce_lines,
-        request_flush,
-        write_results,
-    )
+    from deploy.replay_input import resolve
+    from deploy.replay_topics import keep_history
+    from processors.replay import collect_results, produce_lines, request_flush, write_results
     from processors.topology import delete_namespace, ensure_topics
 
     try:
@@ -153,10 +171,6 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"ripple replay: {exc}", file=sys.stderr)
         return 2
-    for f in args.input:
-        if not Path(f).is_file():
-            print(f"ripple replay: input not found: {f}", file=sys.stderr)
-            return 2
     if args.namespace == config.kafka.namespace:
         print(
             f"ripple replay: refusing to reset the live namespace {args.namespace!r}",
@@ -164,6 +178,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     bootstrap = args.bootstrap or config.kafka.bootstrap
+    try:
+        source = resolve(args, config, bootstrap)
+    except ValueError as exc:
+        print(f"ripple replay: {exc}", file=sys.stderr)
+        return 2
     state = Path(args.state_dir or Path(config.stack.state_dir) / "replay") / args.namespace
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
@@ -175,12 +194,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     delete_namespace(bootstrap, args.namespace)
     ensure_topics(bootstrap, args.namespace, config.kafka.partitions, args.events_partitions)
+    keep_history(bootstrap, args.namespace, config.kafka.partitions)  # old event times too
     procs = [] if args.no_workers else start_workers(args.workers, args, bootstrap, state)
     try:
-        lines = (line for f in args.input for line in open_lines(f))
-        with tqdm(desc="produce", unit="ev", file=sys.stderr, disable=None) as bar:
-            n = produce_lines(bootstrap, args.namespace, lines, pace=Pacer(factor) if factor else None,
-                              progress=bar.update)  # fmt: skip
+        # tqdm shows events/s and, with the expected total, the ETA.
+        with tqdm(desc="produce", unit="ev", total=source.total, file=sys.stderr,
+                  disable=None, unit_scale=True) as bar:  # fmt: skip
+            n = produce_lines(bootstrap, args.namespace, source.lines,
+                              pace=Pacer(factor) if factor else None, progress=bar.update)  # fmt: skip
+            bar.total = n  # --from-kafka's total is an upper bound (out-of-range records)
         request_flush(bootstrap, args.namespace)
         with tqdm(desc="results", unit="row", file=sys.stderr, disable=None) as bar:
 
@@ -200,6 +222,29 @@ def run(args: argparse.Namespace) -> int:
         stop_workers(procs)
     took = time.monotonic() - started
     print(
-        f"replayed {n} lines into {args.namespace!r}: {len(rows)} result rows in {args.out} ({took:.1f}s)"
+        f"replayed {n} events from {source.label} into {args.namespace!r}: "
+        f"{len(rows)} result rows in {args.out} ({took:.1f}s)"
+    )
+    return run_backfill(args, config, rows) if args.backfill else 0
+
+
+def run_backfill(args: argparse.Namespace, config: Config, rows: list[dict[str, Any]]) -> int:
+    from deploy.backfill import BackfillError, backfill
+
+    file = Path(args.backfill_file or f"{args.out}.om")
+    try:
+        report = backfill(rows, args.namespace, config, file, reload=args.backfill_reload)
+    except BackfillError as exc:
+        print(f"ripple replay: backfill: {exc}", file=sys.stderr)
+        return 1
+    for warning in report.warnings:
+        print(f"ripple replay: backfill: {warning}", file=sys.stderr)
+    st = report.stats
+    span = (
+        f"{iso(st.first)} .. {iso(st.last)}" if st.first is not None and st.last is not None else ""
+    )
+    print(
+        f"backfilled {st.samples} samples of {st.series} series ({span}) from {file} "
+        f"into Prometheus as {len(report.blocks)} blocks; {report.loaded}"
     )
     return 0

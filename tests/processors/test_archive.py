@@ -35,6 +35,8 @@ from tests.processors.replay_helpers import (
 )
 
 BASE_MS = 1_763_676_000_000  # 2025-11-20T22:00:00Z: the records below span three days
+# Records keep their (old) event times as timestamps: keep the broker's retention off them.
+KEEP = {"retention.ms": "-1"}
 
 
 # --- files, without Kafka -----------------------------------------------------------------
@@ -163,7 +165,7 @@ def check_archive(directory: Path, expected: int) -> None:
 
 
 def test_archive_resumes_where_it_stopped(stack, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    topic = stack.create_topics(Topics(namespace).events, partitions=3)[0]
+    topic = stack.create_topics(Topics(namespace).events, partitions=3, config=KEEP)[0]
     produce_raw(stack.bootstrap, topic, numbered(0, 3000))
     first = Archiver(stack.bootstrap, namespace, tmp_path, flush_records=100, flush_seconds=60)
     first.run(stop=lambda: first.flushes >= 2)  # stopped midway
@@ -186,7 +188,7 @@ def test_archive_resumes_where_it_stopped(stack, namespace: str, tmp_path: Path)
 def test_archive_killed_anywhere_loses_and_repeats_nothing(
     stack, namespace: str, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    topic = stack.create_topics(Topics(namespace).events, partitions=3)[0]
+    topic = stack.create_topics(Topics(namespace).events, partitions=3, config=KEEP)[0]
     produce_raw(stack.bootstrap, topic, numbered(0, 2000))
     cmd = [sys.executable, "-m", "deploy.cli", "archive", "--config", str(stack.config_path),
            "--namespace", namespace, "--dir", str(tmp_path), "--follow",
@@ -206,7 +208,7 @@ def test_archive_killed_anywhere_loses_and_repeats_nothing(
 
 
 def test_follow_stops_cleanly_on_sigterm(stack, namespace: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    topic = stack.create_topics(Topics(namespace).events, partitions=3)[0]
+    topic = stack.create_topics(Topics(namespace).events, partitions=3, config=KEEP)[0]
     cmd = [sys.executable, "-m", "deploy.cli", "archive", "--config", str(stack.config_path),
            "--namespace", namespace, "--dir", str(tmp_path), "--follow", "--flush-seconds", "0.2"]  # fmt: skip
     proc = subprocess.Popen(
@@ -244,7 +246,7 @@ def test_replay_of_the_archive_equals_a_direct_replay(
     spec = HistorySpec(start=1_763_682_300.0, hours=0.5, seed=3)  # 2025-11-20T23:45Z
     lines = list(generate(spec))
     source = f"{namespace}src"
-    stack.create_topics(Topics(source).events, partitions=3)  # like a live namespace
+    stack.create_topics(Topics(source).events, partitions=3, config=KEEP)  # like live
     assert produce_lines(stack.bootstrap, source, lines) == len(lines)  # keyed over partitions
     archived = ripple("archive", "--config", str(stack.config_path), "--namespace", source,
                       "--dir", str(tmp_path / "archive"), "--flush-records", "500")  # fmt: skip

@@ -121,7 +121,7 @@ def test_promtool_makes_blocks_holding_exactly_the_samples(tmp_path: Path) -> No
     assert dump.returncode == 0, dump.stderr
     dumped = sorted(line for line in dump.stdout.splitlines() if line.startswith("{"))
     assert len(dumped) == stats.samples  # type: ignore[attr-defined]  # none dropped
-    last = {}
+    last: dict[str, tuple[int, float]] = {}
     for line in dumped:
         labels, value, ts_ms = line.rsplit(" ", 2)
         last[labels] = max(last.get(labels, (0, 0.0)), (int(ts_ms), float(value)))
