@@ -161,7 +161,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from deploy.replay_input import resolve
-    from deploy.replay_topics import keep_history
     from processors.replay import collect_results, produce_lines, request_flush, write_results
     from processors.topology import delete_namespace, ensure_topics
 
@@ -194,7 +193,6 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     delete_namespace(bootstrap, args.namespace)
     ensure_topics(bootstrap, args.namespace, config.kafka.partitions, args.events_partitions)
-    keep_history(bootstrap, args.namespace, config.kafka.partitions)  # old event times too
     procs = [] if args.no_workers else start_workers(args.workers, args, bootstrap, state)
     try:
         # tqdm shows events/s and, with the expected total, the ETA.
