@@ -302,9 +302,6 @@ class PartitionState:
         self.dirty.clear()
         return out
 
-    def open_windows(self) -> list[tuple[int, int]]:
-        return sorted(self.windows)
-
     def _prune(self) -> None:
         wm = self.watermark
         if wm == float("inf") or wm - self._last_prune < 300:

@@ -24,7 +24,6 @@ from processors.partition_state import ALL_LATE, PartitionState
 
 log = logging.getLogger(__name__)
 
-_unpack = msgspec.msgpack.Decoder().decode
 _pack = msgspec.msgpack.Encoder().encode
 META = b"meta"
 PRUNE_EVERY = 200  # batches
