@@ -30,20 +30,29 @@ def _eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
-    """Every committed record of ``topic`` from the start (stops at ``expected`` or timeout)."""
-    from kafka import KafkaConsumer
+    """Every committed record of ``topic`` from the start (stops at ``expected`` or timeout).
+
+    Partitions are assigned by hand, not through a consumer group: a group joined before
+    the client has the new topic's metadata can be assigned nothing and wait for the next
+    metadata refresh, which made this helper flaky on a loaded machine."""
+    from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",
-        group_id=f"g-{uuid.uuid4().hex[:8]}",
     )
     records: list[Any] = []
     deadline = time.monotonic() + timeout
     try:
+        parts: set[int] = set()
+        while not parts and time.monotonic() < deadline:
+            parts = consumer.partitions_for_topic(topic) or set()
+            if not parts:
+                time.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
         while len(records) < expected and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
