@@ -21,6 +21,8 @@ from ingest.telemetry import counter
 from processors.alerts import AlertSink
 from processors.context import Context
 from processors.counters import WindowCounters
+from processors.durable import DurableTable
+from processors.gapfill import read_range
 from processors.metrics import PROC_WINDOWS_CLOSED
 from processors.partition_state import Partial
 from processors.results import Row, identity
@@ -32,6 +34,11 @@ _unpack = msgspec.msgpack.Decoder().decode
 _pack = msgspec.msgpack.Encoder().encode
 COMPLETE_KEY = b"__complete__"
 DROPS_KEY = b"~drops"
+NEXT_KEY = b"~next"  # the next input offset (see processors.gapfill)
+
+
+def _is_entry(key: bytes) -> bool:
+    return not key.startswith(b"~")  # offsets; "~" keys hold the journal's own state
 
 
 def register(app: faust.App, ctx: Context) -> Any:
@@ -40,7 +47,8 @@ def register(app: faust.App, ctx: Context) -> Any:
     results = app.topic(
         ctx.topics.results, value_serializer="raw", key_serializer="raw", partitions=1
     )
-    journal = app.Table("rollup", partitions=1, key_type=bytes, value_type=bytes)
+    partials_name = partials.get_topic_name()
+    journal = DurableTable(app, app.Table("rollup", partitions=1, key_type=bytes, value_type=bytes))
     alerts_topic = app.topic(
         ctx.topics.alerts, value_serializer="raw", key_serializer="raw", partitions=1
     )
@@ -52,6 +60,14 @@ def register(app: faust.App, ctx: Context) -> Any:
         await sink.refresh()
 
     holder: dict[str, Rollup] = {}
+
+    @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
+    async def _revoked(app_: Any, revoked: set[Any], **kw: Any) -> None:
+        # Another worker may own the rollup meanwhile: if it comes back, rebuild from the
+        # journal (which then holds that worker's entries too), not from stale memory.
+        if any(tp.topic == partials.get_topic_name() for tp in revoked):
+            holder.pop("r", None)
+
     closed_windows = counter(PROC_WINDOWS_CLOSED)
 
     def new_rollup() -> Rollup:
@@ -80,7 +96,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         drops = journal.get(DROPS_KEY)
         if drops is not None:
             r.drops.restore(_unpack(drops))
-        keys = sorted(k for k in journal if k != DROPS_KEY)
+        keys = sorted(k for k in journal if _is_entry(k))
         for key in keys:
             apply(r, _unpack(journal[key]))
         rows, alerts = r.finalize()
@@ -112,7 +128,7 @@ def register(app: faust.App, ctx: Context) -> Any:
             for w in {x["window"] for x in rows}:
                 closed_windows.labels(ctx.namespace, w).inc()
         if rows or alerts:
-            journal[DROPS_KEY] = _pack(r.drops.snapshot())
+            await journal.put(0, DROPS_KEY, _pack(r.drops.snapshot()))
 
     @app.agent(partials, name="rollup")
     async def rollup(stream: Any) -> None:
@@ -130,25 +146,39 @@ def register(app: faust.App, ctx: Context) -> Any:
                 r, rows, alerts = rebuild()
                 holder["r"] = r
                 await emit(r, rows, alerts, count=False)
-            msg = _unpack(event.value)
-            journal[f"{event.message.offset:020d}".encode()] = event.value
-            apply(r, msg)
-            if msg["t"] == "partial" and not msg.get("final", True) and msg["size"] == MINUTE:
-                live = r.current(msg["size"], msg["start"])
-                if live is not None:
-                    live_counters.advance(msg["start"], live, final=False)
-            rows, alerts = r.finalize()
-            await emit(r, rows, alerts, count=True)
-            if rows:
-                compact(r)
-            if r.complete and msg["t"] == "marker":
-                await results.send(key=COMPLETE_KEY, value=orjson.dumps({"complete": True}))
+            offset = event.message.offset
+            expected = _unpack(journal.get(NEXT_KEY) or _pack(0))
+            if offset < expected:
+                continue  # applied before: a redelivery after a failover
+            if offset > expected:
+                missed = await read_range(ctx.bootstrap, partials_name, 0, expected, offset)
+                log.warning("rollup: resumed at %d, expected %d: applying the %d records "
+                            "between first", offset, expected, len(missed))  # fmt: skip
+                for missed_offset, value in missed:
+                    await step(r, missed_offset, value)
+            await step(r, offset, event.value)
 
-    def compact(r: Rollup) -> None:
+    async def step(r: Rollup, offset: int, value: bytes) -> None:
+        msg = _unpack(value)
+        await journal.put(0, f"{offset:020d}".encode(), value)
+        await journal.put(0, NEXT_KEY, _pack(offset + 1))
+        apply(r, msg)
+        if msg["t"] == "partial" and not msg.get("final", True) and msg["size"] == MINUTE:
+            live = r.current(msg["size"], msg["start"])
+            if live is not None:
+                live_counters.advance(msg["start"], live, final=False)
+        rows, alerts = r.finalize()
+        await emit(r, rows, alerts, count=True)
+        if rows:
+            await compact(r)
+        if r.complete and msg["t"] == "marker":
+            await results.send(key=COMPLETE_KEY, value=orjson.dumps({"complete": True}))
+
+    async def compact(r: Rollup) -> None:
         """Forget journal entries folded into final windows; keep markers' latest only."""
         if len(journal) < 5000:
             return
-        snapshot = [(k, _unpack(journal[k])) for k in sorted(journal.keys()) if k != DROPS_KEY]
+        snapshot = [(k, _unpack(journal[k])) for k in sorted(journal.keys()) if _is_entry(k)]
         latest_marker: dict[int, str] = {}
         for k, m in snapshot:
             if m["t"] == "marker":
@@ -159,6 +189,6 @@ def register(app: faust.App, ctx: Context) -> Any:
             )
             stale_marker = m["t"] == "marker" and latest_marker[m["p"]] != k
             if final or stale_marker:
-                del journal[k]
+                await journal.delete(0, k)
 
     return rollup

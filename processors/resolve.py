@@ -19,6 +19,8 @@ import msgspec
 
 from ingest.telemetry import counter, histogram
 from processors.context import Context
+from processors.durable import DurableTable
+from processors.gapfill import read_range
 from processors.metrics import PROC_BATCH_SECONDS, PROC_DUPLICATES
 from processors.partition_state import ALL_LATE, PartitionState
 
@@ -38,10 +40,20 @@ class Batch(msgspec.Struct):
     items: list[tuple[int, int, float, bytes, float]]
 
 
+class Meta(msgspec.Struct):
+    """A partition's progress: the last batch's marker fields and the next input offset."""
+
+    wm: float | None
+    flushed: bool
+    max_ts: float | None
+    next: int = 0
+
+
 _decode_batch = msgspec.msgpack.Decoder(Batch).decode
+_decode_meta = msgspec.msgpack.Decoder(Meta).decode
 
 
-def marker_watermark(b: Batch) -> float:
+def marker_watermark(b: Batch | Meta) -> float:
     if b.flushed:
         return float("inf")
     return b.wm if b.wm is not None else float("-inf")
@@ -66,11 +78,12 @@ def register(app: faust.App, ctx: Context) -> Any:
                         partitions=ctx.partitions)  # fmt: skip
     partials = app.topic(ctx.topics.internal("partials"), value_serializer="raw", key_serializer="raw",
                          partitions=1)  # fmt: skip
-    itemlog = app.Table(
+    itemlog = DurableTable(app, app.Table(
         "itemlog", partitions=ctx.partitions, key_type=bytes, value_type=bytes,
         options={"block_cache_size": ctx.config.processing.rocksdb_block_cache_mb * 1024 * 1024},
-    )  # fmt: skip
+    ))  # fmt: skip
     states: dict[int, PartitionState] = {}
+    expected: dict[int, int] = {}  # partition -> next input offset (see processors.gapfill)
     last_provisional: dict[int, float] = {}
     processed: dict[int, int] = {}
     duplicates = counter(PROC_DUPLICATES)
@@ -82,7 +95,7 @@ def register(app: faust.App, ctx: Context) -> Any:
             if tp.topic == batches.get_topic_name():
                 states.pop(tp.partition, None)
 
-    def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]]]:
+    def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]], Meta]:
         """Replay the partition's item log in input order; windows it closed are re-sent."""
         st = PartitionState(ctx.tracker, ctx.classifier, ctx.settings)
         prefix = f"{p}|".encode()
@@ -90,19 +103,19 @@ def register(app: faust.App, ctx: Context) -> Any:
         closed: list[tuple[int, int, Any]] = []
         for key in logged:
             closed += feed(st, _decode_batch(itemlog[key]))[0]
-        meta = itemlog.get(f"{p}|".encode() + META)
-        if meta is not None:
-            b = _decode_batch(meta)
-            closed += st.advance(marker_watermark(b))
+        raw_meta = itemlog.get(prefix + META)
+        meta = _decode_meta(raw_meta) if raw_meta is not None else Meta(None, False, None)
+        closed += st.advance(marker_watermark(meta))
         log.info("resolve: partition %d rebuilt from %d logged batches", p, len(logged))
-        return st, closed
+        return st, closed, meta
 
     partials_name = partials.get_topic_name()
+    batches_name = batches.get_topic_name()
 
     async def send_closed(
         p: int,
         closed: list[tuple[int, int, Any]],
-        b: Batch,
+        b: Batch | Meta,
         provisional: list[tuple[int, int, Any]] | None = None,
     ) -> None:
         # Via the producer, not Topic.send (see processors.finalize); order per producer holds.
@@ -133,36 +146,47 @@ def register(app: faust.App, ctx: Context) -> Any:
 
     async def _resolve(stream: Any) -> None:
         async for event in stream.events():
-            started = time.perf_counter()
             p = event.message.partition
             offset = event.message.offset
-            b = _decode_batch(event.value)
-            st = states.get(p)
-            resend: list[tuple[int, int, Any]] = []
-            if st is None:
-                st, resend = rebuild(p)
-                states[p] = st
-            closed, dups = feed(st, b)
-            if b.items:
-                itemlog[f"{p}|{offset:020d}".encode()] = event.value
-            itemlog[f"{p}|".encode() + META] = _pack(
-                {"wm": b.wm, "flushed": b.flushed, "max_ts": b.max_ts, "items": []}
-            )
-            closed = resend + closed + st.advance(marker_watermark(b))
-            provisional: list[tuple[int, int, Any]] = []
-            now = time.monotonic()
-            if now - last_provisional.get(p, 0.0) >= PROVISIONAL_EVERY:
-                last_provisional[p] = now
-                provisional = st.provisional()
-            await send_closed(p, closed, b, provisional)
-            if dups:
-                duplicates.labels(ctx.namespace, "all").inc(dups)
-            processed[p] = processed.get(p, 0) + 1
-            if processed[p] % PRUNE_EVERY == 0:
-                prune(p, st)
-            timing.observe(time.perf_counter() - started)
+            if p not in states:
+                states[p], resend, meta = rebuild(p)
+                expected[p] = meta.next
+                await send_closed(p, resend, meta)
+            if offset < expected[p]:
+                continue  # applied before: a redelivery after a failover
+            if offset > expected[p]:
+                missed = await read_range(ctx.bootstrap, batches_name, p, expected[p], offset)
+                log.warning("resolve: partition %d resumed at %d, expected %d: applying the %d "
+                            "records between first", p, offset, expected[p], len(missed))  # fmt: skip
+                for missed_offset, value in missed:
+                    await apply(p, missed_offset, value)
+            await apply(p, offset, event.value)
 
-    def prune(p: int, st: PartitionState) -> None:
+    async def apply(p: int, offset: int, value: bytes) -> None:
+        started = time.perf_counter()
+        st = states[p]
+        b = _decode_batch(value)
+        closed, dups = feed(st, b)
+        if b.items:
+            await itemlog.put(p, f"{p}|{offset:020d}".encode(), value)
+        meta = Meta(b.wm, b.flushed, b.max_ts, offset + 1)
+        await itemlog.put(p, f"{p}|".encode() + META, _pack(meta))
+        expected[p] = offset + 1
+        closed += st.advance(marker_watermark(b))
+        provisional: list[tuple[int, int, Any]] = []
+        now = time.monotonic()
+        if now - last_provisional.get(p, 0.0) >= PROVISIONAL_EVERY:
+            last_provisional[p] = now
+            provisional = st.provisional()
+        await send_closed(p, closed, b, provisional)
+        if dups:
+            duplicates.labels(ctx.namespace, "all").inc(dups)
+        processed[p] = processed.get(p, 0) + 1
+        if processed[p] % PRUNE_EVERY == 0:
+            await prune(p, st)
+        timing.observe(time.perf_counter() - started)
+
+    async def prune(p: int, st: PartitionState) -> None:
         """Drop logged batches older than every retention (dedupe, targets, open windows)."""
         s = ctx.settings
         if st.watermark in (float("inf"), float("-inf")):
@@ -173,6 +197,6 @@ def register(app: faust.App, ctx: Context) -> Any:
             items = _decode_batch(itemlog[key]).items
             newest = max((ts for _, _, ts, _, _ in items), default=horizon)
             if newest < horizon:
-                del itemlog[key]
+                await itemlog.delete(p, key)
 
     return resolve
