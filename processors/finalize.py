@@ -22,7 +22,7 @@ from processors.alerts import AlertSink
 from processors.context import Context
 from processors.counters import WindowCounters
 from processors.durable import DurableTable
-from processors.gapfill import read_range
+from processors.gapfill import to_apply
 from processors.metrics import PROC_WINDOWS_CLOSED
 from processors.partition_state import Partial
 from processors.results import Row, identity
@@ -148,15 +148,9 @@ def register(app: faust.App, ctx: Context) -> Any:
                 await emit(r, rows, alerts, count=False)
             offset = event.message.offset
             expected = _unpack(journal.get(NEXT_KEY) or _pack(0))
-            if offset < expected:
-                continue  # applied before: a redelivery after a failover
-            if offset > expected:
-                missed = await read_range(ctx.bootstrap, partials_name, 0, expected, offset)
-                log.warning("rollup: resumed at %d, expected %d: applying the %d records "
-                            "between first", offset, expected, len(missed))  # fmt: skip
-                for missed_offset, value in missed:
-                    await step(r, missed_offset, value)
-            await step(r, offset, event.value)
+            for o, value in await to_apply(ctx.bootstrap, partials_name, 0, expected, offset,
+                                           event.value, "rollup"):  # fmt: skip
+                await step(r, o, value)
 
     async def step(r: Rollup, offset: int, value: bytes) -> None:
         msg = _unpack(value)

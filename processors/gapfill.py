@@ -10,9 +10,28 @@ records below M were applied already and are skipped.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+async def to_apply(
+    bootstrap: str, topic: str, partition: int, expected: int, offset: int, value: bytes,
+    agent: str,
+) -> list[tuple[int, bytes]]:  # fmt: skip
+    """The (offset, value) records to apply, in order, for one delivered record: none for a
+    redelivery (below ``expected``), the skipped range first after a gap."""
+    if offset < expected:
+        return []
+    missed = []
+    if offset > expected:
+        missed = await read_range(bootstrap, topic, partition, expected, offset)
+        log.warning("%s: resumed at %d, expected %d: applying the %d records between first",
+                    agent, offset, expected, len(missed))  # fmt: skip
+    return [*missed, (offset, value)]
 
 
 async def read_range(

@@ -20,7 +20,7 @@ import msgspec
 from ingest.telemetry import counter, histogram
 from processors.context import Context
 from processors.durable import DurableTable
-from processors.gapfill import read_range
+from processors.gapfill import to_apply
 from processors.metrics import PROC_BATCH_SECONDS, PROC_DUPLICATES
 from processors.partition_state import ALL_LATE, PartitionState
 
@@ -152,15 +152,9 @@ def register(app: faust.App, ctx: Context) -> Any:
                 states[p], resend, meta = rebuild(p)
                 expected[p] = meta.next
                 await send_closed(p, resend, meta)
-            if offset < expected[p]:
-                continue  # applied before: a redelivery after a failover
-            if offset > expected[p]:
-                missed = await read_range(ctx.bootstrap, batches_name, p, expected[p], offset)
-                log.warning("resolve: partition %d resumed at %d, expected %d: applying the %d "
-                            "records between first", p, offset, expected[p], len(missed))  # fmt: skip
-                for missed_offset, value in missed:
-                    await apply(p, missed_offset, value)
-            await apply(p, offset, event.value)
+            for o, value in await to_apply(ctx.bootstrap, batches_name, p, expected[p], offset,
+                                           event.value, f"resolve partition {p}"):  # fmt: skip
+                await apply(p, o, value)
 
     async def apply(p: int, offset: int, value: bytes) -> None:
         started = time.perf_counter()

@@ -220,7 +220,7 @@ def test_input_offsets_committed_past_what_was_applied_are_read_back(
     finally:
         _stop(worker)
     assert_same_rows(got, expected)
-    assert "resolve: partition 0 resumed at 3, expected 0" in log.read_text()
+    assert "resolve partition 0: resumed at 3, expected 0" in log.read_text()
     assert "rollup: resumed at 5, expected 0" in log.read_text()
 
 
