@@ -39,6 +39,8 @@ class Campaign(msgspec.Struct):
     hashtags: list[str] = []
     terms: list[str] = []
     utm_campaign: list[str] = []
+    start: str | None = None  # RFC 3339 (or a date); drawn as annotations on the dashboards
+    end: str | None = None
 
 
 class Site(msgspec.Struct):
@@ -71,7 +73,9 @@ class ProcessingSettings(msgspec.Struct, forbid_unknown_fields=True):
     target_retention_seconds: int = 7 * 86400
     session_attribution_seconds: int = 1800
     rocksdb_block_cache_mb: int = 64
-    gate_batch_records: int = 5000  # events per gate transaction (larger: faster, coarser)
+    gate_batch_records: int = 5000  # events per gate batch (larger: faster, coarser)
+    # EVENTS.md "Bounds": ts may be at most this far after ingested_at (future_ts).
+    max_future_seconds: int = 300
 
 
 class CollectorSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -91,6 +95,35 @@ class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True):
     extra_domains: dict[str, list[str]] = {}
 
 
+class SentimentSettings(msgspec.Struct, forbid_unknown_fields=True):
+    # METRICS.md r2: the scorer that labels brand-mentioning posts ("vader" by default);
+    # a replay with another scorer recomputes history.
+    scorer: str = "vader"
+
+
+class FilterSettings(msgspec.Struct, forbid_unknown_fields=True):
+    # METRICS.md r2 "Excluded authors": platform -> author ids whose events count for nothing.
+    exclude_authors: dict[str, list[str]] = {}
+
+
+class AlertRule(msgspec.Struct, forbid_unknown_fields=True):
+    """METRICS.md r2 "Spikes and drops": one alert's factor, floor and resolve factor.
+    Unset fields take the alert's default from ``ALERT_DEFAULTS``."""
+
+    factor: float | None = None
+    floor: float | None = None
+    resolve: float | None = None
+
+
+# The rule table's defaults (factor, floor, resolve); the catalogue of alerts reads these.
+ALERT_DEFAULTS: dict[str, tuple[float, float, float]] = {
+    "EngagementDrop": (0.5, 20.0, 0.8),
+    "MentionSpike": (3.0, 30.0, 1.5),
+    "NegativeSentimentSpike": (3.0, 10.0, 1.5),
+    "SocialReferralDrop": (0.5, 20.0, 0.8),
+}
+
+
 class Config(msgspec.Struct):
     brands: list[Brand] = []
     campaigns: list[Campaign] = []
@@ -100,12 +133,25 @@ class Config(msgspec.Struct):
     processing: ProcessingSettings = msgspec.field(default_factory=ProcessingSettings)
     collector: CollectorSettings = msgspec.field(default_factory=CollectorSettings)
     networks: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    sentiment: SentimentSettings = msgspec.field(default_factory=SentimentSettings)
+    filters: FilterSettings = msgspec.field(default_factory=FilterSettings)
+    alerts: dict[str, AlertRule] = {}
     # Per-source settings stay loosely typed here; each source validates its own table.
     sources: dict[str, dict[str, Any]] = {}
     path: str | None = None
 
     def brand(self, name: str) -> Brand | None:
         return next((b for b in self.brands if b.name == name), None)
+
+    def alert_rule(self, name: str) -> tuple[float, float, float]:
+        """(factor, floor, resolve) of one alert: ``[alerts.<name>]`` over the defaults."""
+        factor, floor, resolve = ALERT_DEFAULTS[name]
+        rule = self.alerts.get(name)
+        if rule is not None:
+            factor = factor if rule.factor is None else rule.factor
+            floor = floor if rule.floor is None else rule.floor
+            resolve = resolve if rule.resolve is None else rule.resolve
+        return factor, floor, resolve
 
 
 # Environment overrides: RIPPLE_<SECTION>_<KEY>, e.g. RIPPLE_KAFKA_BOOTSTRAP.
@@ -201,6 +247,10 @@ def _check(cfg: Config) -> None:
     for c in cfg.campaigns:
         if cfg.brand(c.brand) is None:
             raise ConfigError(f"campaigns.{c.name}: unknown brand {c.brand!r}")
+    for name in cfg.alerts:
+        if name not in ALERT_DEFAULTS:
+            known = ", ".join(sorted(ALERT_DEFAULTS))
+            raise ConfigError(f"alerts.{name}: unknown alert (known: {known})")
     if cfg.kafka.partitions < 1:
         raise ConfigError("kafka.partitions must be at least 1")
 

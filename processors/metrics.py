@@ -11,6 +11,9 @@ so their ``rate()`` follows event time closely and their totals equal the result
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from ingest.metricdefs import INGEST_METRICS, MetricDef
 
 NS = "namespace"
@@ -42,6 +45,11 @@ SMM_AMPLIFIABLE_POSTS = MetricDef(
     "Posts that mention a brand or are written by its accounts (amplification denominator).",
     (NS, "brand", "platform"),
 )  # fmt: skip
+SMM_MENTIONS_BY_SENTIMENT = MetricDef(
+    "ripple_smm_mentions_by_sentiment_total", "counter",
+    "Posts that mention a brand, by sentiment label (positive, negative, neutral, unrated).",
+    (NS, "brand", "platform", "sentiment"),
+)  # fmt: skip
 SMM_CAMPAIGN_MENTIONS = MetricDef(
     "ripple_smm_campaign_mentions_total", "counter",
     "Posts and reshares matching a campaign's hashtags or terms.", (NS, "campaign", "platform"),
@@ -63,6 +71,15 @@ SMO_SOCIAL_CONVERSIONS = MetricDef(
     "ripple_smo_social_conversions_total", "counter",
     "Conversions whose session began (within 30m) with a social referral.", (NS, "site", "network"),
 )  # fmt: skip
+SMO_PAID_SOCIAL_REFERRALS = MetricDef(
+    "ripple_smo_paid_social_referrals_total", "counter",
+    "Social referrals whose utm_medium marks paid social (paid*, cpc, ppc).",
+    (NS, "site", "network"),
+)  # fmt: skip
+SMO_SOCIAL_CONVERSION_VALUE = MetricDef(
+    "ripple_smo_social_conversion_value_total", "counter",
+    "Sum of the value of social conversions.", (NS, "site", "network"),
+)  # fmt: skip
 SMO_CAMPAIGN_PAGEVIEWS = MetricDef(
     "ripple_smo_campaign_pageviews_total", "counter",
     "Pageviews whose utm_campaign belongs to a tracked campaign.", (NS, "site", "campaign"),
@@ -81,6 +98,11 @@ PROC_DEAD_LETTERS = MetricDef(
 PROC_DUPLICATES = MetricDef(
     "ripple_processor_duplicates_total", "counter",
     "Events dropped because their id was already counted.", (NS, "source"),
+)  # fmt: skip
+PROC_FILTERED = MetricDef(
+    "ripple_processor_filtered_events_total", "counter",
+    "Events of excluded authors ([filters] exclude_authors): they count for nothing.",
+    (NS, "platform"),
 )  # fmt: skip
 PROC_LATE = MetricDef(
     "ripple_processor_late_events_total", "counter",
@@ -114,19 +136,20 @@ PROC_BATCH_SECONDS = MetricDef(
 )  # fmt: skip
 STREAM_ALERT_FIRING = MetricDef(
     "ripple_stream_alert_firing", "gauge",
-    "1 while a stream-side (event-time) alert fires, else 0.", (NS, "alertname", "brand", "platform"),
+    "1 while a stream-side (event-time) alert fires, else 0.",
+    (NS, "alertname", "brand", "platform", "site", "network"),
 )  # fmt: skip
 
 SMM_METRICS = (
     SMM_MENTIONS, SMM_UNIQUE_AUTHORS, SMM_POTENTIAL_REACH, SMM_ENGAGEMENTS, SMM_RESHARES,
-    SMM_AMPLIFIABLE_POSTS, SMM_CAMPAIGN_MENTIONS,
+    SMM_AMPLIFIABLE_POSTS, SMM_MENTIONS_BY_SENTIMENT, SMM_CAMPAIGN_MENTIONS,
 )  # fmt: skip
 SMO_METRICS = (
-    SMO_PAGEVIEWS, SMO_SOCIAL_REFERRALS, SMO_SHARE_CLICKS, SMO_SOCIAL_CONVERSIONS,
-    SMO_CAMPAIGN_PAGEVIEWS,
+    SMO_PAGEVIEWS, SMO_SOCIAL_REFERRALS, SMO_PAID_SOCIAL_REFERRALS, SMO_SHARE_CLICKS,
+    SMO_SOCIAL_CONVERSIONS, SMO_SOCIAL_CONVERSION_VALUE, SMO_CAMPAIGN_PAGEVIEWS,
 )  # fmt: skip
 PIPELINE_METRICS = (
-    PROC_EVENTS, PROC_DEAD_LETTERS, PROC_DUPLICATES, PROC_LATE, PROC_WATERMARK, PROC_LAST_EVENT,
+    PROC_EVENTS, PROC_DEAD_LETTERS, PROC_DUPLICATES, PROC_FILTERED, PROC_LATE, PROC_WATERMARK, PROC_LAST_EVENT,
     PROC_FRESHNESS, PROC_CONSUMER_LAG, PROC_WINDOWS_CLOSED, PROC_BATCH_SECONDS, STREAM_ALERT_FIRING,
 )  # fmt: skip
 
@@ -143,4 +166,60 @@ RESULT_COUNTERS: dict[str, MetricDef] = {
     "social_referrals": SMO_SOCIAL_REFERRALS,
     "share_clicks": SMO_SHARE_CLICKS,
     "social_conversions": SMO_SOCIAL_CONVERSIONS,
+    "mentions_by_sentiment": SMM_MENTIONS_BY_SENTIMENT,
+    "paid_social_referrals": SMO_PAID_SOCIAL_REFERRALS,
+    "social_conversion_value": SMO_SOCIAL_CONVERSION_VALUE,
 }
+
+
+# ---------------------------------------------------------------- alerts (METRICS.md r2)
+
+
+@dataclass(frozen=True)
+class AlertDef:
+    """One row of METRICS.md's "Spikes and drops" table, read by both detectors: the
+    stream detector (``processors.rollup``) and the Prometheus rule generator
+    (``dashboards.alerts``). Factor, floor and resolve defaults live in
+    ``ingest.config.ALERT_DEFAULTS`` (overridable by ``[alerts.<name>]``)."""
+
+    name: str
+    kind: Literal["drop", "spike"]
+    series: str  # the results metric counted in [T-15m, T)
+    counter: MetricDef  # the same series on Prometheus
+    labels: tuple[str, str]  # the alert's labels, e.g. ("brand", "platform")
+    severity: str
+    summary: str  # what happened, with {labels} placeholders
+    # Extra label matchers on the series (NegativeSentimentSpike reads one sentiment).
+    match: tuple[tuple[str, str], ...] = ()
+    # Stalled ingestion is judged on this platform label (None: the alert's own `platform`).
+    stall_platform: str | None = None
+
+    @property
+    def runbook_anchor(self) -> str:
+        return self.name.lower()
+
+
+ENGAGEMENT_DROP = AlertDef(
+    "EngagementDrop", "drop", "engagements", SMM_ENGAGEMENTS, ("brand", "platform"),
+    "critical", "Engagements for {brand} on {platform} dropped below {factor:g}x their baseline",
+)  # fmt: skip
+MENTION_SPIKE = AlertDef(
+    "MentionSpike", "spike", "mentions", SMM_MENTIONS, ("brand", "platform"),
+    "warning", "Mentions of {brand} on {platform} spiked to {factor:g}x their baseline or more",
+)  # fmt: skip
+NEGATIVE_SENTIMENT_SPIKE = AlertDef(
+    "NegativeSentimentSpike", "spike", "mentions_by_sentiment", SMM_MENTIONS_BY_SENTIMENT,
+    ("brand", "platform"), "critical",
+    "Negative mentions of {brand} on {platform} spiked to {factor:g}x their baseline or more",
+    match=(("sentiment", "negative"),),
+)  # fmt: skip
+SOCIAL_REFERRAL_DROP = AlertDef(
+    "SocialReferralDrop", "drop", "social_referrals", SMO_SOCIAL_REFERRALS, ("site", "network"),
+    "warning", "Social referrals to {site} from {network} dropped below {factor:g}x their baseline",
+    stall_platform="web",
+)  # fmt: skip
+
+# The rule table, in METRICS.md's order.
+ALERTS: tuple[AlertDef, ...] = (
+    ENGAGEMENT_DROP, MENTION_SPIKE, NEGATIVE_SENTIMENT_SPIKE, SOCIAL_REFERRAL_DROP,
+)  # fmt: skip

@@ -46,6 +46,7 @@ VALUES = {
     "partition": ["0", "1"],
     "stage": ["window"],
     "alertname": ["EngagementDrop"],
+    "sentiment": ["positive", "negative"],
     "status": ["2xx"],
 }
 
