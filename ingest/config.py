@@ -115,6 +115,42 @@ class AlertRule(msgspec.Struct, forbid_unknown_fields=True):
     resolve: float | None = None
 
 
+class SlackChannel(msgspec.Struct, forbid_unknown_fields=True):
+    # The incoming-webhook URL is a secret: Alertmanager reads it from webhook_url_file (a
+    # secret file it can read); webhook_url_env names the variable `ripple dashboards
+    # generate` copies into that file. Never written into alertmanager.yml.
+    channel: str = ""
+    webhook_url_env: str = ""
+    webhook_url_file: str = ""
+
+
+class EmailChannel(msgspec.Struct, forbid_unknown_fields=True):
+    smarthost: str  # host:port of the mail relay
+    to: list[str]
+    sender: str = msgspec.field(default="ripple@localhost", name="from")
+    username: str = ""
+    password_env: str = ""  # like slack: the password reaches Alertmanager as a file
+    password_file: str = ""
+    require_tls: bool = True
+
+
+class WebhookChannel(msgspec.Struct, forbid_unknown_fields=True):
+    url: str
+
+
+class NotificationSettings(msgspec.Struct, forbid_unknown_fields=True):
+    """Where live alerts go (``deploy/alertmanager.yml``, by ``ripple dashboards generate``).
+    None configured: the local webhook of the stack only."""
+
+    slack: SlackChannel | None = None
+    email: EmailChannel | None = None
+    webhook: WebhookChannel | None = None
+    # Links in notifications point at this Grafana (dashboards with their variables set).
+    grafana_url: str = "http://127.0.0.1:3000"
+    # Where generated secret files go (relative to the stack's state dir when relative).
+    secrets_dir: str = "secrets"
+
+
 # The rule table's defaults (factor, floor, resolve); the catalogue of alerts reads these.
 ALERT_DEFAULTS: dict[str, tuple[float, float, float]] = {
     "EngagementDrop": (0.5, 20.0, 0.8),
@@ -136,6 +172,7 @@ class Config(msgspec.Struct):
     sentiment: SentimentSettings = msgspec.field(default_factory=SentimentSettings)
     filters: FilterSettings = msgspec.field(default_factory=FilterSettings)
     alerts: dict[str, AlertRule] = {}
+    notifications: NotificationSettings = msgspec.field(default_factory=NotificationSettings)
     # Per-source settings stay loosely typed here; each source validates its own table.
     sources: dict[str, dict[str, Any]] = {}
     path: str | None = None
