@@ -2,7 +2,9 @@
 
 Outputs: ``dashboards/out/prometheus_rules.yaml``, ``dashboards/out/prometheus_alerts.yaml``,
 ``dashboards/out/grafana/{smm,smo,pipeline}.json``, ``deploy/alertmanager.yml`` and
-``deploy/grafana/provisioning/{datasources,dashboards}/ripple.yaml``. Never edit
+``deploy/grafana/provisioning/{datasources,dashboards}/ripple.yaml``, the Helm chart's copies
+of the rules and dashboards (``deploy/helm/ripple/files/``) and the compose stack's data
+source (``deploy/compose/grafana/datasources/ripple.yaml``). Never edit
 them by hand: change ``processors/metrics.py`` or ``dashboards/config.py`` and regenerate.
 """
 
@@ -12,6 +14,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -27,6 +30,11 @@ ALERTS = Path("dashboards/out/prometheus_alerts.yaml")
 GRAFANA = Path("dashboards/out/grafana")
 ALERTMANAGER = Path("deploy/alertmanager.yml")
 PROVISIONING = Path("deploy/grafana/provisioning")
+# The Helm chart reads its own copies (`.Files.Get` sees only the chart's directory).
+HELM_FILES = Path("deploy/helm/ripple/files")
+# The compose stack's Grafana reaches Prometheus by its service name, not loopback.
+COMPOSE_DATASOURCES = Path("deploy/compose/grafana/datasources/ripple.yaml")
+COMPOSE_PROMETHEUS_URL = "http://prometheus:9090"
 RULES_FILE = REPO_ROOT / RULES
 ALERTS_FILE = REPO_ROOT / ALERTS
 GRAFANA_DIR = REPO_ROOT / GRAFANA
@@ -77,8 +85,12 @@ def outputs(cfg: Config = CONFIG, root: Path | None = None) -> dict[Path, str]:
             provisioning.dashboard_providers(cfg)
         ),
     }
+    compose = replace(cfg, grafana=replace(cfg.grafana, prometheus_url=COMPOSE_PROMETHEUS_URL))
+    files[COMPOSE_DATASOURCES] = dump_yaml(provisioning.datasources(compose))
     for name, board in grafana.dashboards(cfg).items():
         files[GRAFANA / f"{name}.json"] = dump_json(board)
+    for path in (RULES, ALERTS, *(p for p in list(files) if p.parent == GRAFANA)):
+        files[HELM_FILES / path.relative_to("dashboards/out")] = files[path]
     return {root / p: text for p, text in files.items()}
 
 
