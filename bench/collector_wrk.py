@@ -33,6 +33,7 @@ from deploy.stack.local import LocalStack  # noqa: E402
 from deploy.stack.ports import free_port  # noqa: E402
 from deploy.stack.topics import TopicSpec, ensure_topics  # noqa: E402
 from ingest.config import load_config  # noqa: E402
+from ingest.kafka_client import client_options  # noqa: E402
 
 
 def stack_config(state: Path, namespace: str, collector_port: int) -> Path:
@@ -66,7 +67,7 @@ spool_path = "{state}/spool/web.spool"
 
 def count_ids(bootstrap: str, topic: str) -> tuple[int, int]:
     """(records, distinct ids) in ``topic``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"), enable_auto_commit=False)
     parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG, HistorySpec, generate  # noqa: E402
+from ingest.kafka_client import client_options  # noqa: E402
 from ingest.topics import Topics  # noqa: E402
 from processors.finalize import COMPLETE_KEY  # noqa: E402
 from processors.replay import collect_results, produce_lines, request_flush  # noqa: E402
@@ -34,11 +35,11 @@ NS = "bench"
 
 
 async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(bootstrap, "aiokafka"), enable_auto_commit=False,
                                 max_partition_fetch_bytes=8 << 20, fetch_max_bytes=32 << 20)  # fmt: skip
     await consumer.start()
     try:
-        meta = KafkaConsumer(bootstrap_servers=bootstrap)
+        meta = KafkaConsumer(**client_options(bootstrap, "kafka-python"))
         parts = meta.partitions_for_topic(topic) or set()
         meta.close()
         tps = [TopicPartition(topic, p) for p in parts]
@@ -64,7 +65,9 @@ async def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
 def record_time(bootstrap: str, topic: str, first: bool, key: bytes | None = None) -> float:
     """Kafka timestamp (s) of the first record of a topic, or of the record with ``key``."""
     c = KafkaConsumer(
-        bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+        **client_options(bootstrap, "kafka-python"),
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
     )
     parts = c.partitions_for_topic(topic) or set()
     c.assign([TopicPartition(topic, p) for p in parts])

@@ -26,6 +26,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from deploy.history import DEMO_TOML, HistorySpec, generate
 from ingest.events import parse_ts
+from ingest.kafka_client import client_options
 from ingest.topics import Topics
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def make_plan(
 def history_present(bootstrap: str, namespace: str, since: float) -> bool:
     """Whether ``<ns>.events`` holds records stamped at or after ``since`` (event time)."""
     topic = Topics(namespace).events
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"), enable_auto_commit=False)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         found = consumer.offsets_for_times(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.config import Config
+from ingest.kafka_client import Brokers
 from processors.replay import open_lines
 from processors.replay_kafka import kafka_lines, parse_time, plan
 
@@ -34,7 +35,7 @@ def from_files(paths: list[str]) -> ReplayInput:
 
 
 def from_kafka(
-    bootstrap: str, source: str, since: float, until: float, slack: float
+    bootstrap: Brokers, source: str, since: float, until: float, slack: float
 ) -> ReplayInput:
     try:
         spans = plan(bootstrap, source, since, until, slack)
@@ -44,7 +45,7 @@ def from_kafka(
     return ReplayInput(kafka_lines(bootstrap, spans, since, until), total, f"{source}.events")
 
 
-def resolve(args: argparse.Namespace, config: Config, bootstrap: str) -> ReplayInput:
+def resolve(args: argparse.Namespace, config: Config, bootstrap: Brokers) -> ReplayInput:
     """The replay's input from the command line; UsageError when it does not fit together."""
     kafka_only = {"--since": args.since, "--until": args.until,
                   "--source-namespace": args.source_namespace, "--slack": args.slack}  # fmt: skip

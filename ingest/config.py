@@ -53,6 +53,18 @@ class KafkaSettings(msgspec.Struct, forbid_unknown_fields=True):
     namespace: str = "ripple"
     partitions: int = 6
     max_event_bytes: int = 65536
+    # Security (checked in _check_kafka; clients built by ingest/kafka_client.py). The SASL
+    # password is no field: it comes from RIPPLE_KAFKA_SASL_PASSWORD(_FILE) only.
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+    sasl_mechanism: str = "SCRAM-SHA-512"  # PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+    sasl_username: str = ""
+    ssl_cafile: str = ""  # PEM; empty: the system's trust store
+    ssl_certfile: str = ""  # PEM client certificate (mutual TLS), with ssl_keyfile
+    ssl_keyfile: str = ""
+    ssl_check_hostname: bool = True
+    # Every topic Ripple creates (faust's changelogs included) gets these.
+    replication_factor: int = 1
+    min_insync_replicas: int | None = None  # None: the broker's default
 
 
 class StackSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -65,6 +77,8 @@ class StackSettings(msgspec.Struct, forbid_unknown_fields=True):
     collector_port: int = 18080
     worker_web_port: int = 16066
     workers: int = 1
+    # Local Kafka nodes (broker + controller each); node i listens on kafka_port + 100 * i.
+    brokers: int = 1
 
 
 class ProcessingSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -195,11 +209,16 @@ class Config(msgspec.Struct):
 _ENV_SECTIONS = ("kafka", "stack", "processing", "collector")
 
 
+# Secrets read by read_secret where they are used, never settings (not in the TOML, repr).
+SASL_PASSWORD_ENV = "RIPPLE_KAFKA_SASL_PASSWORD"
+_SECRET_ENV = (SASL_PASSWORD_ENV, f"{SASL_PASSWORD_ENV}_FILE")
+
+
 def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
     for section in _ENV_SECTIONS:
         prefix = f"RIPPLE_{section.upper()}_"
         for key, value in env.items():
-            if key.startswith(prefix):
+            if key.startswith(prefix) and key not in _SECRET_ENV:
                 raw.setdefault(section, {})[key[len(prefix) :].lower()] = value
 
 
@@ -216,15 +235,19 @@ def _coerce(raw: dict[str, Any]) -> dict[str, Any]:
             continue
         for field in msgspec.structs.fields(struct):
             value = table.get(field.name)
-            if isinstance(value, str) and field.type in (int, float, bool):
-                if field.type is bool:
+            if field.type == int | None and isinstance(value, str):
+                field_type: Any = int  # e.g. RIPPLE_KAFKA_MIN_INSYNC_REPLICAS=2
+            else:
+                field_type = field.type
+            if isinstance(value, str) and field_type in (int, float, bool):
+                if field_type is bool:
                     table[field.name] = value.lower() in ("1", "true", "yes", "on")
                 else:
                     try:
-                        table[field.name] = field.type(value)
+                        table[field.name] = field_type(value)
                     except ValueError:
                         raise ConfigError(
-                            f"{section}.{field.name}: {value!r} is not a {field.type.__name__}"
+                            f"{section}.{field.name}: {value!r} is not a {field_type.__name__}"
                         ) from None
     return raw
 
@@ -244,6 +267,11 @@ def load_config(
             raise ConfigError(f"config file not found: {p}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    if isinstance(raw.get("kafka"), dict) and "sasl_password" in raw["kafka"]:
+        raise ConfigError(
+            f"{path}: kafka.sasl_password must not be in the file: set {SASL_PASSWORD_ENV} "
+            f"or {SASL_PASSWORD_ENV}_FILE (a file holding it)"
+        )
     _apply_env(raw, env)
     _warn_unknown(raw, str(path or "configuration"))
     try:
@@ -290,6 +318,54 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"alerts.{name}: unknown alert (known: {known})")
     if cfg.kafka.partitions < 1:
         raise ConfigError("kafka.partitions must be at least 1")
+    _check_kafka(cfg.kafka)
+    if cfg.stack.brokers < 1:
+        raise ConfigError("stack.brokers must be at least 1")
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _check_kafka(k: KafkaSettings) -> None:
+    """Combinations that cannot work fail here, naming the setting, not at the first connect."""
+    if k.security_protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"kafka.security_protocol: {k.security_protocol!r} is not one of "
+            + ", ".join(SECURITY_PROTOCOLS)
+        )
+    sasl = k.security_protocol.startswith("SASL_")
+    tls = k.security_protocol.endswith("SSL")
+    if sasl and k.sasl_mechanism not in SASL_MECHANISMS:
+        raise ConfigError(
+            f"kafka.sasl_mechanism: {k.sasl_mechanism!r} is not one of "
+            + ", ".join(SASL_MECHANISMS)
+        )
+    if sasl and not k.sasl_username:
+        raise ConfigError(f"kafka.sasl_username is required with {k.security_protocol}")
+    if not sasl and k.sasl_username:
+        raise ConfigError(
+            f"kafka.sasl_username is set but kafka.security_protocol is {k.security_protocol} "
+            "(use SASL_SSL or SASL_PLAINTEXT)"
+        )
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(k, name)
+        if value and not tls:
+            raise ConfigError(
+                f"kafka.{name} is set but kafka.security_protocol is {k.security_protocol} "
+                "(use SSL or SASL_SSL)"
+            )
+        if value and not Path(value).is_file():
+            raise ConfigError(f"kafka.{name}: no such file: {value}")
+    if bool(k.ssl_certfile) != bool(k.ssl_keyfile):
+        raise ConfigError("kafka.ssl_certfile and kafka.ssl_keyfile go together (mutual TLS)")
+    if k.replication_factor < 1:
+        raise ConfigError("kafka.replication_factor must be at least 1")
+    if k.min_insync_replicas is not None and not 1 <= k.min_insync_replicas <= k.replication_factor:
+        raise ConfigError(
+            f"kafka.min_insync_replicas must be between 1 and kafka.replication_factor "
+            f"({k.replication_factor}), not {k.min_insync_replicas}"
+        )
 
 
 def read_secret(env_name: str, env: dict[str, str] | None = None) -> str | None:

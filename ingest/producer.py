@@ -29,6 +29,7 @@ from aiokafka.errors import (
 )
 
 from ingest.events import Event, encode_event, event_ts
+from ingest.kafka_client import Brokers, client_options
 from ingest.metricdefs import INGEST_DEAD_LETTERS, INGEST_EVENTS, INGEST_PRODUCE_ERRORS
 from ingest.telemetry import counter
 from ingest.topics import Topics
@@ -68,7 +69,7 @@ class EventProducer:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         namespace: str = "ripple",
         source: str = "unknown",
         *,
@@ -92,7 +93,7 @@ class EventProducer:
         delay = 0.5
         while True:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap,
+                **client_options(self.bootstrap, "aiokafka"),
                 acks="all",
                 enable_idempotence=True,
                 compression_type="zstd",

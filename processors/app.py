@@ -12,6 +12,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from ingest.config import Config
+from ingest.kafka_client import Brokers, KafkaAccess, client_options, kafka_access
 from ingest.telemetry import gauge
 from processors import finalize, resolve
 from processors.context import Context
@@ -25,16 +26,19 @@ def create_app(
     config: Config,
     *,
     namespace: str | None = None,
-    bootstrap: str | None = None,
+    bootstrap: Brokers | None = None,
     datadir: str | Path = ".ripple/faust",
     web_port: int = 16066,
 ) -> tuple[faust.App, Context, Gate]:
     ns = namespace or config.kafka.namespace
-    boot = bootstrap or config.kafka.bootstrap
+    # A plain --bootstrap string still takes the security settings of [kafka].
+    boot = (
+        bootstrap if isinstance(bootstrap, KafkaAccess) else kafka_access(config.kafka, bootstrap)
+    )
     ctx = Context(config, ns, boot, config.kafka.partitions)
     app = faust.App(
         f"ripple-{ns}",
-        broker=f"kafka://{boot}",
+        **client_options(boot, "faust"),  # broker URLs, credentials, replication
         store="rocksdb://",
         datadir=str(datadir),
         web_enabled=True,
@@ -42,7 +46,6 @@ def create_app(
         web_port=web_port,
         web_bind="127.0.0.1",
         topic_partitions=ctx.partitions,
-        topic_replication_factor=1,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,

@@ -28,6 +28,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from ingest.kafka_client import Brokers, client_options
 from ingest.topics import Topics
 from processors import archive_state as st
 from processors.aligned import AlignedMerge
@@ -65,7 +66,7 @@ def as_line(value: bytes) -> tuple[bytes, bool]:
 class Archiver:
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         namespace: str,
         root: str | Path,
         *,
@@ -91,7 +92,9 @@ class Archiver:
             cp = st.recover(self.dir, self.topic)
             # Metadata, end offsets and the group's commits; records come from PartitionReaders.
             admin = KafkaConsumer(
-                bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False
+                **client_options(self.bootstrap, "kafka-python"),
+                group_id=self.group,
+                enable_auto_commit=False,
             )
             try:
                 while not self._consume(admin, cp, follow, stop):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ingest.config import Config
+from ingest.kafka_client import Brokers
 from ingest.topics import Topics
 from processors.matching import Tracker
 from processors.networks import NetworkClassifier
@@ -15,7 +16,7 @@ from processors.partition_state import Settings
 class Context:
     config: Config
     namespace: str
-    bootstrap: str
+    bootstrap: Brokers
     partitions: int
     topics: Topics = field(init=False)
     tracker: Tracker = field(init=False)

@@ -15,11 +15,13 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ingest.kafka_client import Brokers, client_options
+
 log = logging.getLogger(__name__)
 
 
 async def to_apply(
-    bootstrap: str, topic: str, partition: int, expected: int, offset: int, value: bytes,
+    bootstrap: Brokers, topic: str, partition: int, expected: int, offset: int, value: bytes,
     agent: str,
 ) -> list[tuple[int, bytes]]:  # fmt: skip
     """The (offset, value) records to apply, in order, for one delivered record: none for a
@@ -35,11 +37,11 @@ async def to_apply(
 
 
 async def read_range(
-    bootstrap: str, topic: str, partition: int, start: int, end: int, timeout: float = 120.0
+    bootstrap: Brokers, topic: str, partition: int, start: int, end: int, timeout: float = 120.0
 ) -> list[tuple[int, bytes]]:
     """(offset, value) of every record of one partition in [start, end), in order."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap, "aiokafka"),
         enable_auto_commit=False,
         max_partition_fetch_bytes=16 * 1024 * 1024,
         fetch_max_bytes=32 * 1024 * 1024,

@@ -39,6 +39,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from kafka.admin import KafkaAdminClient
 
 from ingest.events import Event, InvalidEvent, decode_with_ts
+from ingest.kafka_client import Brokers, client_options
 from ingest.producer import dead_letter_headers, partition_key
 from ingest.telemetry import counter, gauge
 from ingest.topics import Topics
@@ -108,7 +109,7 @@ class GateState(msgspec.Struct):
 class Gate:
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         namespace: str,
         partitions: int,
         lateness: float,
@@ -145,7 +146,7 @@ class Gate:
     # -- state recovery from the commit metadata --------------------------------------
     def _recover(self) -> None:
         admin = KafkaAdminClient(
-            bootstrap_servers=self.bootstrap, client_id=f"{self.group}-recover"
+            **client_options(self.bootstrap, "kafka-python"), client_id=f"{self.group}-recover"
         )
         try:
             offsets = admin.list_group_offsets({self.group: None}).get(self.group, {})
@@ -176,7 +177,7 @@ class Gate:
                 gate._needs_recovery = True
 
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
+            **client_options(self.bootstrap, "aiokafka"),
             group_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -189,7 +190,7 @@ class Gate:
         )
         consumer.subscribe([self.topics.events, self.control_topic], listener=Listener())
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
+            **client_options(self.bootstrap, "aiokafka"),
             enable_idempotence=True,
             acks="all",
             linger_ms=5,  # uncompressed: an internal topic on the same host, CPU is the limit

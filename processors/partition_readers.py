@@ -11,15 +11,17 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from ingest.kafka_client import Brokers, client_options
+
 
 class PartitionReaders:
-    def __init__(self, bootstrap: str, topic: str, starts: dict[int, int]) -> None:
+    def __init__(self, bootstrap: Brokers, topic: str, starts: dict[int, int]) -> None:
         self.tps = {p: TopicPartition(topic, p) for p in starts}
         self.consumers: dict[int, KafkaConsumer] = {}
         try:
             for p, offset in starts.items():
                 c = KafkaConsumer(
-                    bootstrap_servers=bootstrap,
+                    **client_options(bootstrap, "kafka-python"),
                     enable_auto_commit=False,
                     isolation_level="read_committed",
                 )

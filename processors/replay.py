@@ -19,6 +19,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from ingest.events import InvalidEvent, decode_event, parse_ts
+from ingest.kafka_client import Brokers, client_options
 from ingest.producer import partition_key
 from ingest.topics import Topics
 from processors.finalize import COMPLETE_KEY
@@ -59,7 +60,7 @@ def key_and_time(line: bytes) -> tuple[bytes | None, int | None]:
 
 
 def produce_lines(
-    bootstrap: str,
+    bootstrap: Brokers,
     namespace: str,
     lines: Iterable[bytes],
     *,
@@ -69,7 +70,7 @@ def produce_lines(
     """Produce every line (invalid ones too: the DLQ must see them), in order; returns count."""
     topic = Topics(namespace).events
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap, "kafka-python"),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,
@@ -98,17 +99,17 @@ def produce_lines(
     return n
 
 
-def request_flush(bootstrap: str, namespace: str) -> dict[int, int]:
+def request_flush(bootstrap: Brokers, namespace: str) -> dict[int, int]:
     """Tell the gate to close every window once it has read up to today's end offsets."""
     t = Topics(namespace)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"))
     try:
         parts = consumer.partitions_for_topic(t.events) or set()
         ends = consumer.end_offsets([TopicPartition(t.events, p) for p in parts])
     finally:
         consumer.close()
     flush_at = {tp.partition: off for tp, off in ends.items()}
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**client_options(bootstrap, "kafka-python"), acks="all")
     try:
         producer.send(
             t.internal("control"),
@@ -121,7 +122,7 @@ def request_flush(bootstrap: str, namespace: str) -> dict[int, int]:
 
 
 def collect_results(
-    bootstrap: str,
+    bootstrap: Brokers,
     namespace: str,
     timeout: float,
     alive: Callable[[], bool] = lambda: True,
@@ -130,7 +131,7 @@ def collect_results(
     """Read ``<ns>.results`` until the completion record; last revision of each row, sorted."""
     consumer = KafkaConsumer(
         Topics(namespace).results,
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap, "kafka-python"),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         isolation_level="read_committed",

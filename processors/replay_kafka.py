@@ -20,6 +20,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from ingest.kafka_client import Brokers, client_options
 from ingest.topics import Topics
 
 
@@ -51,10 +52,12 @@ class Span:
     stop: int
 
 
-def plan(bootstrap: str, namespace: str, since: float, until: float, slack: float) -> list[Span]:
+def plan(
+    bootstrap: Brokers, namespace: str, since: float, until: float, slack: float
+) -> list[Span]:
     """Per partition, the offsets that can hold records timestamped in [since, until)."""
     topic = Topics(namespace).events
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(**client_options(bootstrap, "kafka-python"))
     try:
         parts = consumer.partitions_for_topic(topic)
         if not parts:
@@ -76,11 +79,11 @@ def plan(bootstrap: str, namespace: str, since: float, until: float, slack: floa
 
 
 def read_span(
-    bootstrap: str, span: Span, since_ms: int, until_ms: int, stall: float = 60.0
+    bootstrap: Brokers, span: Span, since_ms: int, until_ms: int, stall: float = 60.0
 ) -> Iterator[Any]:
     """Records of one partition in offset order, timestamped in [since, until)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(bootstrap, "kafka-python"),
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=1 << 20,
@@ -105,7 +108,9 @@ def read_span(
         consumer.close()
 
 
-def kafka_lines(bootstrap: str, spans: list[Span], since: float, until: float) -> Iterator[bytes]:
+def kafka_lines(
+    bootstrap: Brokers, spans: list[Span], since: float, until: float
+) -> Iterator[bytes]:
     """The records' values, partitions merged by timestamp."""
     since_ms, until_ms = int(since * 1000), int(until * 1000)
     streams = [read_span(bootstrap, s, since_ms, until_ms) for s in spans]

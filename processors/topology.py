@@ -6,9 +6,10 @@ import contextlib
 import logging
 import time
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
+from ingest.kafka_client import Brokers, client_options, new_topic
 from ingest.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -43,18 +44,21 @@ def changelog_plan(namespace: str, partitions: int) -> dict[str, int]:
 
 
 def ensure_topics(
-    bootstrap: str, namespace: str, partitions: int, events_partitions: int | None = None
+    bootstrap: Brokers, namespace: str, partitions: int, events_partitions: int | None = None
 ) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ripple-topology")
+    """Create the namespace's topics that do not exist, replicated as ``bootstrap`` says."""
+    admin = KafkaAdminClient(
+        **client_options(bootstrap, "kafka-python"), client_id="ripple-topology"
+    )
     try:
         existing = set(admin.list_topics())
         events = Topics(namespace).events
         new = [
-            NewTopic(name, n, 1, topic_configs=EVENTS_TOPIC_CONFIG if name == events else {})
+            new_topic(bootstrap, name, n, EVENTS_TOPIC_CONFIG if name == events else {})
             for name, n in topic_plan(namespace, partitions, events_partitions).items()
             if name not in existing
         ] + [
-            NewTopic(name, n, 1, topic_configs={"cleanup.policy": "compact"})
+            new_topic(bootstrap, name, n, {"cleanup.policy": "compact"})
             for name, n in changelog_plan(namespace, partitions).items()
             if name not in existing
         ]
@@ -69,9 +73,11 @@ def ensure_topics(
         admin.close()
 
 
-def delete_namespace(bootstrap: str, namespace: str) -> None:
+def delete_namespace(bootstrap: Brokers, namespace: str) -> None:
     """Delete every topic and consumer group of a namespace (a replay starts clean)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ripple-topology")
+    admin = KafkaAdminClient(
+        **client_options(bootstrap, "kafka-python"), client_id="ripple-topology"
+    )
     try:
         app_id = f"ripple-{namespace}"
         prefixes = (f"{namespace}.", f"{app_id}-")

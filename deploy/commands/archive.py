@@ -8,6 +8,7 @@ import sys
 import time
 
 from ingest.config import ConfigError, load_config
+from ingest.kafka_client import kafka_access
 
 DESCRIPTION = """\
 Consume <NS>.events (consumer group <NS>.archive) and append every record verbatim, one JSON
@@ -52,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        brokers = kafka_access(config.kafka, args.bootstrap)
     except ConfigError as exc:
         print(f"ripple archive: {exc}", file=sys.stderr)
         return 2
     namespace = args.namespace or config.kafka.namespace
     archiver = Archiver(
-        args.bootstrap or config.kafka.bootstrap,
+        brokers,
         namespace,
         args.dir,
         flush_records=args.flush_records,

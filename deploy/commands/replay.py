@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.config import Config, ConfigError, load_config
+from ingest.kafka_client import KafkaAccess, kafka_access
 from processors.windows import iso
 
 
@@ -123,12 +124,12 @@ def _die_with_parent() -> None:
 
 
 def start_workers(
-    n: int, args: argparse.Namespace, bootstrap: str, state: Path
+    n: int, args: argparse.Namespace, bootstrap: KafkaAccess, state: Path
 ) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(n):
         cmd = [sys.executable, "-m", "deploy.cli", "worker", "--namespace", args.namespace,
-               "--bootstrap", bootstrap, "--web-port", str(free_port()), "--state-dir", str(state)]  # fmt: skip
+               "--bootstrap", bootstrap.bootstrap, "--web-port", str(free_port()), "--state-dir", str(state)]  # fmt: skip
         if args.config:
             cmd += ["--config", args.config]
         log = (state / f"worker-{i}.log").open("ab")
@@ -167,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         factor = parse_speed(args.speed)
+        bootstrap = kafka_access(config.kafka, args.bootstrap)
     except (ConfigError, ValueError) as exc:
         print(f"ripple replay: {exc}", file=sys.stderr)
         return 2
@@ -176,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    bootstrap = args.bootstrap or config.kafka.bootstrap
     try:
         source = resolve(args, config, bootstrap)
     except ValueError as exc:

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 UP_HELP = """\
 Start, in the background, everything the pipeline needs on 127.0.0.1 and wait until each
-part is healthy: Apache Kafka (KRaft, one node), Alertmanager, Prometheus (scraping every
+part is healthy: Apache Kafka (KRaft; one node, or --brokers N nodes, each a broker and a
+voter, on kafka_port + 100 * i), Alertmanager, Prometheus (scraping every
 Ripple process, loading dashboards/out/*.yaml rules) and Ripple's own processes: the faust
 workers (stack.workers of them), the website collector when [[sites]] are configured and
 every [sources.<name>] with enabled = true. The namespace's topics (<ns>.events, .dlq,
@@ -58,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers", type=int, metavar="N", help="number of faust workers (default stack.workers)"
     )
     up.add_argument(
+        "--brokers",
+        type=int,
+        metavar="N",
+        help="Kafka nodes, each broker and KRaft voter (default stack.brokers, 1); with 3, "
+        "set kafka.replication_factor = 3 and kafka.min_insync_replicas = 2",
+    )
+    up.add_argument(
         "--prepare-only",
         action="store_true",
         help="only fetch Kafka's jars and format its data dir; start nothing",
@@ -83,12 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     down.set_defaults(func=cmd_down)
 
 
-def _stack(args: argparse.Namespace, workers: int | None = None) -> LocalStack:
+def _stack(
+    args: argparse.Namespace, workers: int | None = None, brokers: int | None = None
+) -> LocalStack:
     # Imported here: `ripple --help` stays fast.
     from deploy.stack.local import LocalStack
     from ingest.config import load_config
 
-    return LocalStack(load_config(args.config), args.state_dir, workers=workers)
+    return LocalStack(load_config(args.config), args.state_dir, workers=workers, brokers=brokers)
 
 
 def _err(msg: str) -> int:
@@ -112,7 +122,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from ingest.config import ConfigError
 
     try:
-        stack = _stack(args, workers=args.workers)
+        stack = _stack(args, workers=args.workers, brokers=args.brokers)
         if args.prepare_only:
             jars = stack.prepare()
             print(
@@ -135,10 +145,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  Prometheus UI     {stack.prometheus_url}/targets")
     print(f"  Alertmanager UI   {stack.alertmanager_url}")
     print(f"  logs              {stack.paths.logs}/")
-    if stack.cfg.kafka.bootstrap != stack.bootstrap:
+    if stack.cfg.kafka.bootstrap.split(",")[0] not in stack.bootstrap.split(","):
         print(
             f"  warning: kafka.bootstrap is {stack.cfg.kafka.bootstrap} but the stack's broker is "
             f"{stack.bootstrap}; set both (or stack.kafka_port) consistently",
+            file=sys.stderr,
+        )
+    if stack.cfg.stack.brokers > 1 and stack.cfg.kafka.replication_factor == 1:
+        print(
+            "  note: kafka.replication_factor is 1, so each of Ripple's partitions lives on "
+            "one broker; set 3 (and kafka.min_insync_replicas = 2) to survive a broker loss",
             file=sys.stderr,
         )
     return 0 if ok else 1

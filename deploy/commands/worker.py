@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ingest.config import ConfigError, load_config
+from ingest.kafka_client import kafka_access
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        bootstrap = kafka_access(config.kafka, args.bootstrap)
     except ConfigError as exc:
         print(f"ripple worker: {exc}", file=sys.stderr)
         return 2
     ns = args.namespace or config.kafka.namespace
-    bootstrap = args.bootstrap or config.kafka.bootstrap
     port = args.web_port or config.stack.worker_web_port
     state = Path(args.state_dir or config.stack.state_dir)
     datadir = state / "faust" / ns / str(port)

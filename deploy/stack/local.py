@@ -31,6 +31,11 @@ MANIFEST = "stack.json"
 INFRA = (kafka_mod.NAME, alertmanager.NAME, prometheus.NAME)
 
 
+def _is_kafka(name: str) -> bool:
+    """``kafka`` (one node) or ``kafka-<i>`` (a node of a cluster)."""
+    return name == kafka_mod.NAME or name.startswith(f"{kafka_mod.NAME}-")
+
+
 @dataclass
 class Component:
     name: str
@@ -52,11 +57,19 @@ class UpResult:
 
 class LocalStack:
     def __init__(
-        self, cfg: Config, state_dir: str | Path | None = None, workers: int | None = None
+        self,
+        cfg: Config,
+        state_dir: str | Path | None = None,
+        workers: int | None = None,
+        brokers: int | None = None,
     ):
         if workers is not None:
             cfg = msgspec.structs.replace(
                 cfg, stack=msgspec.structs.replace(cfg.stack, workers=workers)
+            )
+        if brokers is not None:
+            cfg = msgspec.structs.replace(
+                cfg, stack=msgspec.structs.replace(cfg.stack, brokers=brokers)
             )
         self.cfg = cfg
         self.paths = StatePaths.at(state_dir or cfg.stack.state_dir)
@@ -67,6 +80,9 @@ class LocalStack:
                 port=st.kafka_port,
                 controller_port=st.kafka_controller_port,
                 partitions=cfg.kafka.partitions,
+                brokers=st.brokers,
+                # Three JVMs share the machine with everything else.
+                heap="512m" if st.brokers == 1 else "384m",
             ),
             self.paths,
         )
@@ -96,7 +112,7 @@ class LocalStack:
         return ripple_services(self.cfg, str(self.paths.root), self.bootstrap)
 
     def _components(self, specs: list[ServiceSpec]) -> list[Component]:
-        comps = [Component(kafka_mod.NAME, self.bootstrap, f"kafka:{self.bootstrap}")]
+        comps = [Component(n.name, n.bootstrap, f"kafka:{n.bootstrap}") for n in self.kafka.nodes]
         for s in specs:
             where = f"http://127.0.0.1:{s.metrics_port}" if s.metrics_port else s.health_url
             comps.append(Component(s.name, where, s.health_url))
@@ -197,15 +213,15 @@ class LocalStack:
         """Stop every process (Ripple's first, Kafka last); with ``purge`` delete the state."""
         names = self.running()
         # Ripple's processes first (they flush to Kafka), then Prometheus and Alertmanager,
-        # Kafka last; within a phase, side by side.
+        # Kafka last (every node of a cluster); within a phase, side by side.
         phases = [
-            [n for n in names if n not in INFRA],
+            [n for n in names if n not in INFRA and not _is_kafka(n)],
             [n for n in (prometheus.NAME, alertmanager.NAME) if n in names],
-            [n for n in (kafka_mod.NAME,) if n in names],
+            [n for n in names if _is_kafka(n)],
         ]
         stopped: list[str] = []
         for phase in phases:
-            timeout = 60.0 if kafka_mod.NAME in phase else 30.0
+            timeout = 60.0 if any(_is_kafka(n) for n in phase) else 30.0
             stopped += process.stop_many(self.paths, phase, timeout)
         if purge:
             self.purge()

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from deploy.stack.kafka import quiet_client
+from ingest.kafka_client import Brokers, client_options, new_topic
 
 
 @dataclass(frozen=True)
@@ -16,19 +17,23 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)  # e.g. {"cleanup.policy": "compact"}
 
 
-def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout: float = 30.0) -> list[str]:
+def ensure_topics(
+    bootstrap: Brokers, topics: Iterable[TopicSpec], timeout: float = 30.0
+) -> list[str]:
     """Create the topics that do not exist yet and wait until the broker lists them all.
+    Replication as ``bootstrap`` says (a plain address: one replica).
 
     Returns the names this call created."""
     from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     wanted = list(topics)
     names = {t.name for t in wanted}
     created: list[str] = []
     with quiet_client():
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ripple-topics")
+        admin = KafkaAdminClient(
+            **client_options(bootstrap, "kafka-python"), client_id="ripple-topics"
+        )
         try:
             existing = set(admin.list_topics())
             for t in wanted:
@@ -36,7 +41,7 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout: float = 
                     continue
                 try:
                     admin.create_topics(
-                        [NewTopic(t.name, t.partitions, 1, topic_configs=dict(t.config))],
+                        [new_topic(bootstrap, t.name, t.partitions, dict(t.config))],
                         timeout_ms=int(timeout * 1000),
                     )
                     created.append(t.name)

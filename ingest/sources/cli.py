@@ -16,6 +16,7 @@ from typing import Any
 
 from ingest.config import Config, ConfigError, load_config
 from ingest.cursors import CursorStore, cursor_dir
+from ingest.kafka_client import kafka_access
 from ingest.producer import EventProducer
 from ingest.runner import run_source
 from ingest.sources.base import Source
@@ -80,7 +81,7 @@ def build(
     store = CursorStore(cursor_dir(config, getattr(args, "cursor_dir", None)))
     cursor = None if getattr(args, "from_now", False) else store.load(name)
     source = factory(config, source_settings(config, name, args), cursor)
-    producer = EventProducer(config.kafka.bootstrap, config.kafka.namespace, source=name)
+    producer = EventProducer(kafka_access(config.kafka), config.kafka.namespace, source=name)
     return config, source, producer, store
 
 

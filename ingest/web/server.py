@@ -54,6 +54,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest.config import CollectorSettings, Config, load_config
+from ingest.kafka_client import Brokers, kafka_access
 from ingest.metricdefs import COLLECTOR_REQUESTS
 from ingest.telemetry import counter
 from ingest.web.ratelimit import TokenBuckets
@@ -322,7 +323,7 @@ def spool_path(config: Config, namespace: str, override: str | None = None) -> P
 
 
 def build(
-    config: Config, bootstrap: str, namespace: str, spool_file: Path, *, linger_ms: int = 2
+    config: Config, bootstrap: Brokers, namespace: str, spool_file: Path, *, linger_ms: int = 2
 ) -> Starlette:
     from ingest.producer import EventProducer
     from ingest.web.sink import Sink
@@ -347,13 +348,13 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         config = load_config(args.config)
+        bootstrap = kafka_access(config.kafka, args.bootstrap)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
     if not config.sites:
         log.error("no [[sites]] in the configuration: the collector has nothing to serve")
         return 2
-    bootstrap = args.bootstrap or config.kafka.bootstrap
     namespace = args.namespace or config.kafka.namespace
     app = build(
         config,
