@@ -7,9 +7,13 @@ raises ``InvalidEvent`` naming the field and the reason. Nullable fields may be 
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -30,12 +34,25 @@ SOCIAL_KINDS = frozenset({"post", "reshare", "reaction"})
 WEB_KINDS = frozenset({"pageview", "share_click", "conversion"})
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
 
-# RFC 3339 date-time; the offset is required (``Z`` or ±hh:mm), fractions optional.
+# RFC 3339 date-time; the offset is required (``Z`` or ±hh:mm), fractions optional. Platform
+# timestamps are read with it; canonical events must use the strict form below.
 _TS_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z"
 )
+# EVENTS.md "Bounds": canonical times are exactly YYYY-MM-DDTHH:MM:SS[.fraction]Z in ASCII
+# digits ([0-9], not \d: other scripts' digits are not allowed), UTC, no offset.
+_CANONICAL_TS_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?Z\Z"
+)
+
+# EVENTS.md "Bounds" limits.
+MIN_TS = 946684800.0  # 2000-01-01T00:00:00Z
+MAX_COUNT = 10**12  # followers and conversion values
+MAX_SESSION_CHARS = 128
+DEFAULT_MAX_FUTURE_SECONDS = 300.0
+_IPV4_LIKE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z")
+_EMAIL_LIKE = re.compile(r"[^@]+@[^@.]+(?:\.[^@.]+)+\Z")
 
 
 class InvalidEvent(ValueError):
@@ -50,7 +67,9 @@ class InvalidEvent(ValueError):
 class Author(msgspec.Struct, forbid_unknown_fields=False):
     id: NonEmpty
     handle: str | None = None
-    followers: Count | None = None
+    # Typed loosely on purpose: 12.0 or 1e3 decode (as floats) so that the bounds check can
+    # name them out_of_range, as EVENTS.md asks, instead of a generic wrong_type.
+    followers: int | float | None = None
 
 
 class Utm(msgspec.Struct):
@@ -66,7 +85,7 @@ class _Envelope(msgspec.Struct, tag_field="kind", kw_only=True):
     id: NonEmpty
     platform: Platform
     ts: str
-    ingested_at: str | None = None
+    ingested_at: str | None = None  # required by the bounds check (future_ts needs it)
 
     @property
     def kind(self) -> str:
@@ -106,14 +125,14 @@ class Pageview(_Envelope, tag="pageview", kw_only=True):
     url: str
     referrer: str | None = None
     utm: Utm | None = None
-    session: NonEmpty
+    session: str  # checked by the bounds (invalid_session), not by its type
 
 
 class ShareClick(_Envelope, tag="share_click", kw_only=True):
     site: NonEmpty
     url: str
     network: ShareNetwork
-    session: NonEmpty
+    session: str  # checked by the bounds (invalid_session), not by its type
 
 
 class Conversion(_Envelope, tag="conversion", kw_only=True):
@@ -121,7 +140,7 @@ class Conversion(_Envelope, tag="conversion", kw_only=True):
     url: str
     goal: str
     value: float = 0
-    session: NonEmpty
+    session: str  # checked by the bounds (invalid_session), not by its type
 
 
 Event = Post | Reshare | Reaction | Pageview | ShareClick | Conversion
@@ -172,6 +191,36 @@ def parse_ts(value: str) -> float:
     return t
 
 
+def parse_canonical_ts(value: str) -> float:
+    """A canonical event time (EVENTS.md "Bounds") → unix seconds; ValueError otherwise.
+
+    Same minute cache as ``parse_ts``; a cached prefix was validated when it was cached, so
+    only the seconds are checked here."""
+    if len(value) >= 20 and value[-1] == "Z":
+        base = _minute_cache.get(value[:16])
+        if base is not None and value[16] == ":" and value[10] == "T":
+            sec = value[17:-1]
+            if (
+                sec.isascii()
+                and sec[:2].isdigit()
+                and (len(sec) == 2 or (sec[2] == "." and len(sec) > 3 and sec[3:].isdigit()))
+            ):
+                s = float(sec)
+                if s < 60:
+                    return base + s
+    m = _CANONICAL_TS_RE.match(value)
+    if m is None:
+        raise ValueError(f"not YYYY-MM-DDTHH:MM:SS[.fraction]Z: {value[:40]!r}")
+    return parse_ts(value)
+
+
+def _exact_ts(value: str) -> Decimal:
+    """Exact unix seconds of a canonical time (for comparisons at a bound's very edge)."""
+    whole = int(parse_ts(value[:19] + "Z"))
+    frac = value[20:-1] if value[19] == "." else ""
+    return Decimal(whole) + (Decimal("0." + frac) if frac else Decimal(0))
+
+
 def format_ts(t: float) -> str:
     """unix seconds → ``2026-11-20T10:15:03.123Z`` (milliseconds, UTC)."""
     ms = int(round(t * 1000))
@@ -189,6 +238,8 @@ def _reason_of(msg: str) -> str:
         return "unknown_platform"
     if "Object contains unknown field" in msg:
         return "unknown_field"
+    if msg.startswith("Number out of range") and "$.value" in msg:
+        return "out_of_range"  # a conversion value beyond a double (1e999)
     if (
         msg.startswith(("Expected", "Invalid enum value", "Number out of range"))
         or "Invalid value" in msg
@@ -197,9 +248,13 @@ def _reason_of(msg: str) -> str:
     return "invalid_json"
 
 
-def decode_event(data: bytes | str, max_bytes: int | None = None) -> Event:
+def decode_event(
+    data: bytes | str,
+    max_bytes: int | None = None,
+    max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
+) -> Event:
     """Decode and validate one canonical event; raise InvalidEvent with field and reason."""
-    return decode_with_ts(data, max_bytes)[0]
+    return decode_with_ts(data, max_bytes, max_future)[0]
 
 
 def decode_trusted(data: bytes | str) -> Event:
@@ -207,8 +262,14 @@ def decode_trusted(data: bytes | str) -> Event:
     return _decoder.decode(data)
 
 
-def decode_with_ts(data: bytes | str, max_bytes: int | None = None) -> tuple[Event, float]:
-    """``decode_event`` that also returns the parsed event time (unix seconds)."""
+def decode_with_ts(
+    data: bytes | str,
+    max_bytes: int | None = None,
+    max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
+) -> tuple[Event, float]:
+    """``decode_event`` that also returns the parsed event time (unix seconds).
+
+    Types first (msgspec), then EVENTS.md's "Bounds" in the order of its table."""
     if max_bytes is not None and len(data) > max_bytes:
         raise InvalidEvent("too_large", f"record is {len(data)} bytes, limit {max_bytes}")
     try:
@@ -226,11 +287,78 @@ def decode_with_ts(data: bytes | str, max_bytes: int | None = None) -> tuple[Eve
         raise InvalidEvent("invalid_json", "JSON nested too deeply") from None
     if ev.v != SCHEMA_VERSION:
         raise InvalidEvent("unknown_version", f"`$.v` is {ev.v}, expected {SCHEMA_VERSION}")
+    return ev, check_bounds(ev, max_future)
+
+
+def check_bounds(ev: Event, max_future: float = DEFAULT_MAX_FUTURE_SECONDS) -> float:
+    """EVENTS.md "Bounds" for a decoded event; returns its event time (unix seconds)."""
     try:
-        ts = parse_ts(ev.ts)
+        ts = parse_canonical_ts(ev.ts)
     except ValueError as exc:
-        raise InvalidEvent("bad_ts", f"`$.ts`: {exc}") from None
-    return ev, ts
+        raise InvalidEvent("invalid_ts", f"`$.ts`: {exc}") from None
+    if ev.ingested_at is None:
+        raise InvalidEvent("invalid_ts", "`$.ingested_at` is missing")
+    try:
+        ingested = parse_canonical_ts(ev.ingested_at)
+    except ValueError as exc:
+        raise InvalidEvent("invalid_ts", f"`$.ingested_at`: {exc}") from None
+    limit = ingested + max_future
+    # Floats are exact to well under a millisecond here; only the very edge needs decimals.
+    if ts > limit + 0.001 or (
+        ts > limit - 0.001 and _exact_ts(ev.ts) > _exact_ts(ev.ingested_at) + Decimal(max_future)
+    ):
+        raise InvalidEvent(
+            "future_ts", f"`$.ts` {ev.ts} is more than {max_future:g}s after ingested_at"
+        )
+    if ts < MIN_TS:
+        raise InvalidEvent("out_of_range", f"`$.ts` {ev.ts} is before 2000")
+    kind = ev.kind
+    if kind in SOCIAL_KINDS:
+        f = ev.author.followers  # type: ignore[union-attr]
+        if f is not None and not (type(f) is int and 0 <= f <= MAX_COUNT):
+            raise InvalidEvent("out_of_range", "`$.author.followers` is not an integer 0..10^12")
+    elif kind == "conversion":
+        v = ev.value  # type: ignore[union-attr]
+        if not (math.isfinite(v) and 0 <= v <= MAX_COUNT):
+            raise InvalidEvent("out_of_range", "`$.value` is not a finite number 0..10^12")
+    if not ev.id.startswith(ev.platform + ":"):
+        raise InvalidEvent("wrong_platform", f"`$.id` does not start with {ev.platform}:")
+    if kind in WEB_KINDS:
+        if not _http_url(str(getattr(ev, "url", ""))):
+            raise InvalidEvent("invalid_url", "`$.url` is not an http(s) URL")
+        problem = session_problem(ev.session)  # type: ignore[union-attr]
+        if problem:
+            raise InvalidEvent("invalid_session", f"`$.session` {problem}")
+    return ts
+
+
+def _http_url(url: str) -> bool:
+    try:
+        return urlsplit(url).scheme in ("http", "https")
+    except ValueError:
+        return False
+
+
+def session_problem(session: str) -> str | None:
+    """Why a session id breaks EVENTS.md's rule (it must be opaque, never an address)."""
+    if not session:
+        return "is empty"
+    if len(session) > MAX_SESSION_CHARS:
+        return f"is longer than {MAX_SESSION_CHARS} characters"
+    if not (session.isascii() and session.isprintable()) or " " in session:
+        return "holds characters other than printable ASCII without spaces"
+    if _IPV4_LIKE.match(session):
+        return "looks like an IPv4 address"
+    if ":" in session:
+        try:
+            ipaddress.IPv6Address(session)
+        except ValueError:
+            pass
+        else:
+            return "looks like an IPv6 address"
+    if _EMAIL_LIKE.match(session):
+        return "looks like an e-mail address"
+    return None
 
 
 def encode_event(ev: Event) -> bytes:
@@ -239,4 +367,4 @@ def encode_event(ev: Event) -> bytes:
 
 def event_ts(ev: Event) -> float:
     """The event time of a validated event, unix seconds."""
-    return parse_ts(ev.ts)
+    return parse_canonical_ts(ev.ts)

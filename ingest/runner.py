@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ingest.cursors import CursorStore
-from ingest.events import Event, event_ts
+from ingest.events import Event, InvalidEvent, check_bounds, encode_event, event_ts
 from ingest.metricdefs import INGEST_LAG, INGEST_LAST_EVENT
 from ingest.sources.base import Batch, Source
 from ingest.telemetry import gauge
@@ -48,9 +48,10 @@ async def process_batch(
 ) -> None:
     for rej in batch.rejected:
         await producer.dead_letter(rej.raw, rej.reason, rej.detail, source=source.name)
-    if batch.events:
-        await producer.send_events(batch.events)
-        newest = max(event_ts(ev) for ev in batch.events)
+    events = await refuse_out_of_bounds(source.name, batch.events, producer)
+    if events:
+        await producer.send_events(events)
+        newest = max(event_ts(ev) for ev in events)
         if stats.newest_ts is None or newest > stats.newest_ts:
             stats.newest_ts = newest
             gauge(INGEST_LAST_EVENT).labels(source.name).set(newest)
@@ -61,8 +62,22 @@ async def process_batch(
         source.cursor = batch.cursor
         stats.checkpoints += 1
     stats.batches += 1
-    stats.events += len(batch.events)
-    stats.rejected += len(batch.rejected)
+    stats.events += len(events)
+    stats.rejected += len(batch.rejected) + len(batch.events) - len(events)
+
+
+async def refuse_out_of_bounds(name: str, events: list[Event], producer: Producer) -> list[Event]:
+    """EVENTS.md's bounds at the door: a platform item dated in the future (or any other
+    bound broken) becomes a dead letter here instead of reaching ``<ns>.events``."""
+    kept: list[Event] = []
+    for ev in events:
+        try:
+            check_bounds(ev)
+        except InvalidEvent as exc:
+            await producer.dead_letter(encode_event(ev), exc.reason, exc.detail, source=name)
+        else:
+            kept.append(ev)
+    return kept
 
 
 async def run_source(

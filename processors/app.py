@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ def create_app(
         web_enabled=True,
         web_host="127.0.0.1",
         web_port=web_port,
-        web_bind="127.0.0.1",
+        # Loopback unless told (containers set RIPPLE_BIND_HOST=0.0.0.0 to be scraped).
+        web_bind=os.environ.get("RIPPLE_BIND_HOST", "127.0.0.1"),
         topic_partitions=ctx.partitions,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
@@ -62,6 +64,8 @@ def create_app(
     gate = Gate(
         boot, ns, ctx.partitions, ctx.lateness, config.kafka.max_event_bytes,
         batch_records=config.processing.gate_batch_records,
+        max_future=float(config.processing.max_future_seconds),
+        excluded=ctx.excluded,
     )  # fmt: skip
     resolve.register(app, ctx)
     finalize.register(app, ctx)

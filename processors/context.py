@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ingest.config import Config
 from ingest.kafka_client import Brokers
 from ingest.topics import Topics
+from processors import sentiment
 from processors.matching import Tracker
 from processors.networks import NetworkClassifier
 from processors.partition_state import Settings
@@ -22,6 +23,9 @@ class Context:
     tracker: Tracker = field(init=False)
     classifier: NetworkClassifier = field(init=False)
     settings: Settings = field(init=False)
+    scorer: sentiment.Scorer = field(init=False)
+    # (platform, author id) of [filters] exclude_authors
+    excluded: frozenset[tuple[str, str]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.namespace)
@@ -33,6 +37,12 @@ class Context:
             dedupe_seconds=float(p.dedupe_seconds),
             target_retention=float(p.target_retention_seconds),
             attribution=float(p.session_attribution_seconds),
+        )
+        self.scorer = sentiment.scorer(self.config.sentiment.scorer)
+        self.excluded = frozenset(
+            (platform, str(author))
+            for platform, authors in self.config.filters.exclude_authors.items()
+            for author in authors
         )
 
     @property

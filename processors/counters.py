@@ -7,6 +7,8 @@ final, each counter equals the sum of the window's values (the results' 1m rows)
 
 from __future__ import annotations
 
+import math
+
 from prometheus_client import Counter
 
 from ingest.metricdefs import MetricDef
@@ -34,6 +36,8 @@ def window_counts(p: Partial) -> dict[Key, float]:
         put(m.SMM_AMPLIFIABLE_POSTS, bp, amp_posts)
         put(m.SMM_UNIQUE_AUTHORS, bp, len(authors) if mentions else 0)
         put(m.SMM_POTENTIAL_REACH, bp, sum(authors.values()))
+    for (brand, platform, label), n in p.sentiment.items():
+        put(m.SMM_MENTIONS_BY_SENTIMENT, (brand, platform, label), n)
     for (campaign, platform), n in p.campaigns.items():
         put(m.SMM_CAMPAIGN_MENTIONS, (campaign, platform), n)
     for site, n in p.pageviews.items():
@@ -43,9 +47,12 @@ def window_counts(p: Partial) -> dict[Key, float]:
         (m.SMO_SHARE_CLICKS, p.shares),
         (m.SMO_SOCIAL_CONVERSIONS, p.conversions),
         (m.SMO_CAMPAIGN_PAGEVIEWS, p.campaign_pageviews),
+        (m.SMO_PAID_SOCIAL_REFERRALS, p.paid),
     ):
         for (site, other), n in table.items():
             put(defn, (site, other), n)
+    for (site, net), values in p.conversion_values.items():
+        put(m.SMO_SOCIAL_CONVERSION_VALUE, (site, net), math.fsum(values))
     return out
 
 

@@ -11,6 +11,7 @@ window is final.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import faust
@@ -27,13 +28,15 @@ from processors.metrics import PROC_WINDOWS_CLOSED
 from processors.partition_state import Partial
 from processors.results import Row, identity
 from processors.rollup import MINUTE, Rollup, alert_row
+from processors.stream_alerts import Transition, rules_of
 
 log = logging.getLogger(__name__)
 
 _unpack = msgspec.msgpack.Decoder().decode
 _pack = msgspec.msgpack.Encoder().encode
 COMPLETE_KEY = b"__complete__"
-DROPS_KEY = b"~drops"
+ALERTS_KEY = b"~alerts"  # the stream alerts' state (series, firing, next boundary)
+SNAPSHOT_EVERY = 30.0  # seconds between saves of the stream alerts' state
 NEXT_KEY = b"~next"  # the next input offset (see processors.gapfill)
 
 
@@ -70,8 +73,10 @@ def register(app: faust.App, ctx: Context) -> Any:
 
     closed_windows = counter(PROC_WINDOWS_CLOSED)
 
+    rules = rules_of(ctx.config)
+
     def new_rollup() -> Rollup:
-        return Rollup(ctx.partitions, ctx.tracker.brands, ctx.lateness)
+        return Rollup(ctx.partitions, ctx.tracker.brands, ctx.lateness, rules)
 
     def apply(r: Rollup, msg: dict[str, Any]) -> None:
         if msg["t"] == "partial":
@@ -90,12 +95,12 @@ def register(app: faust.App, ctx: Context) -> Any:
             )
             r.mark(msg["p"], wm, msg["max_ts"] if msg["max_ts"] is not None else float("-inf"))
 
-    def rebuild() -> tuple[Rollup, list[Row], list[tuple[int, str, str, int]]]:
+    def rebuild() -> tuple[Rollup, list[Row], list[Transition]]:
         """Replay the journal; what it finalises is emitted again (idempotent by row key)."""
         r = new_rollup()
-        drops = journal.get(DROPS_KEY)
-        if drops is not None:
-            r.drops.restore(_unpack(drops))
+        saved = journal.get(ALERTS_KEY)
+        if saved is not None:
+            r.alerts.restore(_unpack(saved))
         keys = sorted(k for k in journal if _is_entry(k))
         for key in keys:
             apply(r, _unpack(journal[key]))
@@ -105,9 +110,7 @@ def register(app: faust.App, ctx: Context) -> Any:
 
     live_counters = WindowCounters(ctx.namespace)
 
-    async def emit(
-        r: Rollup, rows: list[Row], alerts: list[tuple[int, str, str, int]], count: bool
-    ) -> None:
+    async def emit(r: Rollup, rows: list[Row], alerts: list[Transition], count: bool) -> None:
         # Straight to the producer: faust's Topic.send costs ~1 ms a record, and a window
         # close emits hundreds of rows. faust flushes the producer before it commits offsets.
         results_topic = ctx.topics.results
@@ -118,8 +121,8 @@ def register(app: faust.App, ctx: Context) -> Any:
         if count:
             for start, merged in r.final_minutes:
                 live_counters.advance(start, merged, final=True)
-        for t, brand, platform, value in alerts:
-            a = alert_row(t, brand, platform, value)
+        for t, alertname, labels, value in alerts:
+            a = alert_row(t, alertname, labels, value)
             await app.producer.send(
                 results_topic, orjson.dumps(identity(a)), orjson.dumps(a), 0, None, None
             )
@@ -127,8 +130,16 @@ def register(app: faust.App, ctx: Context) -> Any:
         if rows:
             for w in {x["window"] for x in rows}:
                 closed_windows.labels(ctx.namespace, w).inc()
-        if rows or alerts:
-            await journal.put(0, DROPS_KEY, _pack(r.drops.snapshot()))
+        # The alerts' state is a week of series: written when an alert changes, before a
+        # compaction drops the partials it was built from, and every 30 s, not per window.
+        if alerts or (rows and time.monotonic() - saved_at[0] > SNAPSHOT_EVERY):
+            await save_alerts(r)
+
+    saved_at = [0.0]
+
+    async def save_alerts(r: Rollup) -> None:
+        await journal.put(0, ALERTS_KEY, _pack(r.alerts.snapshot()))
+        saved_at[0] = time.monotonic()
 
     @app.agent(partials, name="rollup")
     async def rollup(stream: Any) -> None:
@@ -172,6 +183,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         """Forget journal entries folded into final windows; keep markers' latest only."""
         if len(journal) < 5000:
             return
+        await save_alerts(r)  # what the dropped partials fed into the alerts stays known
         snapshot = [(k, _unpack(journal[k])) for k in sorted(journal.keys()) if _is_entry(k)]
         latest_marker: dict[int, str] = {}
         for k, m in snapshot:

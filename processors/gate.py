@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,11 +37,11 @@ from aiokafka.coordinator.protocol import (
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from kafka.admin import KafkaAdminClient
 
-from ingest.events import Event, InvalidEvent, decode_with_ts
 from ingest.kafka_client import Brokers, client_options
-from ingest.producer import dead_letter_headers, partition_key
+from ingest.producer import dead_letter_headers
 from ingest.telemetry import counter, gauge
 from ingest.topics import Topics
+from processors.gate_step import GateStep
 from processors.metrics import (
     PROC_CONSUMER_LAG,
     PROC_DEAD_LETTERS,
@@ -52,8 +51,6 @@ from processors.metrics import (
     PROC_LATE,
     PROC_WATERMARK,
 )
-from processors.partition_state import PRIMARY, REPLY_ENGAGEMENT
-from processors.windows import LATE_BITS, late_flags
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +84,6 @@ class AllToOneAssignor(AbstractPartitionAssignor):
         pass
 
 
-def stage_partition(key: bytes, partitions: int) -> int:
-    return zlib.crc32(key) % partitions
-
-
-def routes(ev: Event, partitions: int) -> list[tuple[int, int]]:
-    """(partition, role) pairs: the event's own key, plus its parent's for a reply."""
-    out = [(stage_partition(partition_key(ev), partitions), PRIMARY)]
-    reply_to = getattr(ev, "reply_to", None)
-    if ev.kind == "post" and reply_to:  # type: ignore[attr-defined]
-        out.append((stage_partition(reply_to.encode(), partitions), REPLY_ENGAGEMENT))
-    return out
-
-
 class GateState(msgspec.Struct):
     watermark: float | None = None  # None: nothing seen yet
     max_ts: float | None = None
@@ -115,6 +99,8 @@ class Gate:
         lateness: float,
         max_event_bytes: int = 65536,
         batch_records: int = 5000,
+        max_future: float = 300.0,
+        excluded: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = Topics(namespace)
@@ -123,6 +109,8 @@ class Gate:
         self.lateness = lateness
         self.max_event_bytes = max_event_bytes
         self.batch_records = batch_records
+        self.max_future = max_future
+        self.excluded = excluded
         self.group = f"{namespace}.gate"
         self.out_topic = self.topics.internal("batches")
         self.control_topic = self.topics.internal("control")
@@ -258,11 +246,16 @@ class Gate:
         if state.flushed:
             wm = float("inf")
         max_ts = state.max_ts if state.max_ts is not None else float("-inf")
-        out: list[list[list[Any]]] = [[] for _ in range(self.partitions)]
-        dead: list[tuple[bytes, str, str]] = []
+        step = GateStep(
+            self.partitions,
+            self.lateness,
+            watermark=wm,
+            max_ts=max_ts,
+            max_event_bytes=self.max_event_bytes,
+            max_future=self.max_future,
+            excluded=self.excluded,
+        )
         offsets: dict[TopicPartition, int] = {}
-        counts: dict[tuple[str, str], int] = {}
-        late_counts: dict[str, int] = {}
         for tp, records in batch.items():
             offsets[tp] = records[-1].offset + 1
             if tp.topic == self.control_topic:
@@ -270,28 +263,12 @@ class Gate:
                     self._control(rec.value)
                 continue
             for rec in records:
-                raw = rec.value or b""
-                try:
-                    ev, ts = decode_with_ts(raw, self.max_event_bytes)
-                except InvalidEvent as exc:
-                    dead.append((raw, exc.reason, exc.detail))
-                    continue
-                if ts > wm:
-                    wm = ts
-                if ts > max_ts:
-                    max_ts = ts
-                platform = ev.platform
-                if ts > self._newest.get(platform, float("-inf")):
-                    self._newest[platform] = ts
-                ck = (platform, ev.kind)  # type: ignore[attr-defined]
-                counts[ck] = counts.get(ck, 0) + 1
-                flags = late_flags(ts, wm, self.lateness)
-                if flags:
-                    for name, bit in LATE_BITS.items():
-                        if flags & bit:
-                            late_counts[name] = late_counts.get(name, 0) + 1
-                for p, role in routes(ev, self.partitions):
-                    out[p].append([role, flags, ts, raw, wm])
+                step.add(rec.value or b"")
+        wm, max_ts, out, dead = step.wm, step.max_ts, step.out, step.dead
+        for platform, ts in step.newest.items():
+            if ts > self._newest.get(platform, float("-inf")):
+                self._newest[platform] = ts
+        counts, late_counts = step.counts, step.late
         if not state.flushed and await self._flush_due(consumer):
             state = GateState(state.watermark, state.max_ts, flushed=True)
             wm = float("inf")

@@ -99,6 +99,41 @@ def default_domain_table() -> dict[str, str]:
     return table
 
 
+# METRICS.md r2 "App referrers": android-app://<package>[/...] -> network (rule 2).
+APP_PACKAGES: dict[str, str] = {
+    "com.twitter.android": "x",
+    "com.facebook.katana": "facebook",
+    "com.facebook.lite": "facebook",
+    "com.instagram.android": "instagram",
+    "com.linkedin.android": "linkedin",
+    "com.reddit.frontpage": "reddit",
+    "xyz.blueskyweb.app": "bluesky",
+    "org.joinmastodon.android": "mastodon",
+    "com.google.android.youtube": "youtube",
+    "com.pinterest": "pinterest",
+    "com.zhiliaoapp.musically": "tiktok",
+    "org.telegram.messenger": "telegram",
+    "com.whatsapp": "whatsapp",
+    "com.instagram.barcelona": "threads",
+}
+APP_SCHEME = "android-app://"
+# METRICS.md r2 "paid_social_referrals": these mediums, or any medium starting with "paid".
+PAID_MEDIUMS = frozenset({"paid_social", "paid-social", "paidsocial", "cpc", "ppc"})
+
+
+def is_paid_medium(medium: str | None) -> bool:
+    if not medium:
+        return False
+    m = medium.strip().lower()
+    return m in PAID_MEDIUMS or m.startswith("paid")
+
+
+def app_network(referrer: str) -> str | None:
+    """The network of an ``android-app://<package>[/...]`` referrer (None: not social)."""
+    package = referrer[len(APP_SCHEME) :].split("/", 1)[0].strip().lower()
+    return APP_PACKAGES.get(package)
+
+
 def host_of(url: str | None) -> str | None:
     """Lower-case host of an absolute URL, or None."""
     if not url:
@@ -169,6 +204,9 @@ class NetworkClassifier:
         own_domains: Iterable[str] = (),
     ) -> str | None:
         """The network a pageview was referred from, or None when it is not social."""
+        if referrer is not None and referrer[: len(APP_SCHEME)].lower() == APP_SCHEME:
+            # An app referrer names no host of the site's own, so rule 1, then the package.
+            return self.utm_network(utm_source, utm_medium) or app_network(referrer)
         host = host_of(referrer)
         if host is not None and own_domains:
             own = [_strip_www(d.lower()) for d in own_domains]

@@ -21,13 +21,19 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ingest.events import Event, decode_trusted
+from processors import sentiment
 from processors.matching import EMPTY, Tracker
-from processors.networks import NetworkClassifier
+from processors.networks import NetworkClassifier, is_paid_medium
 from processors.windows import LATE_1M, LATE_BITS, SIZES, is_closed, window_start
 
 MINUTE = SIZES["1m"]
+HOUR = SIZES["1h"]
+TOP_RANKS = 10  # METRICS.md r2: top lists hold at most ten entries
 
 ALL_LATE = sum(LATE_BITS.values())
+# Gate flag: the author is excluded ([filters] exclude_authors). The event is remembered
+# for de-duplication and counted as filtered, and counts for nothing else.
+EXCLUDED = 4
 
 PRIMARY = 0
 REPLY_ENGAGEMENT = 1
@@ -86,6 +92,23 @@ class Partial:
     shares: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     conversions: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     campaign_pageviews: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # METRICS.md r2. (brand, platform, label) -> posts mentioning the brand with that label
+    sentiment: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    paid: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    # (site, network) -> the values of its social conversions (summed exactly at the end)
+    conversion_values: dict[tuple[str, str], list[float]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    # 1h windows only: (brand, platform) -> {target post: engagements} (this partition's top
+    # ten: every engagement of a target is routed to the target's partition, so the global
+    # top ten is the top ten of the partitions' top tens), {author: mentions}, {link: posts}.
+    top_posts: dict[tuple[str, str], dict[str, int]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    author_mentions: dict[tuple[str, str], dict[str, int]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    links: dict[tuple[str, str], dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     first_ts: float | None = None  # earliest / latest event time counted in the window
     last_ts: float | None = None
 
@@ -101,6 +124,12 @@ class Partial:
             "shares": [[*k, v] for k, v in self.shares.items()],
             "conversions": [[*k, v] for k, v in self.conversions.items()],
             "campaign_pageviews": [[*k, v] for k, v in self.campaign_pageviews.items()],
+            "sentiment": [[*k, v] for k, v in self.sentiment.items()],
+            "paid": [[*k, v] for k, v in self.paid.items()],
+            "conversion_values": [[*k, v] for k, v in self.conversion_values.items()],
+            "top_posts": [[*k, v] for k, v in self.top_posts.items()],
+            "author_mentions": [[*k, v] for k, v in self.author_mentions.items()],
+            "links": [[*k, v] for k, v in self.links.items()],
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
         }
@@ -115,10 +144,17 @@ class Partial:
         p.activity.update(w["activity"])
         p.pageviews.update(w["pageviews"])
         p.share_total.update(w["share_total"])
-        for name in ("campaigns", "referrals", "shares", "conversions", "campaign_pageviews"):
+        for name in ("campaigns", "referrals", "shares", "conversions", "campaign_pageviews",
+                     "paid"):  # fmt: skip
             target = getattr(p, name)
-            for a, b, v in w[name]:
+            for a, b, v in w.get(name, ()):
                 target[(a, b)] = v
+        for name in ("conversion_values", "top_posts", "author_mentions", "links"):
+            target = getattr(p, name)
+            for a, b, v in w.get(name, ()):
+                target[(a, b)] = type(v)(v)  # a copy: partials are merged in place
+        for b, pl, lab, v in w.get("sentiment", ()):
+            p.sentiment[(b, pl, lab)] = v
         p.first_ts, p.last_ts = w["first_ts"], w["last_ts"]
         return p
 
@@ -133,10 +169,18 @@ class Partial:
                 if f > mine_a.get(aid, -1):
                     mine_a[aid] = f
         for name in ("activity", "campaigns", "pageviews", "share_total", "referrals", "shares",
-                     "conversions", "campaign_pageviews"):  # fmt: skip
+                     "conversions", "campaign_pageviews", "sentiment", "paid"):  # fmt: skip
             mine_d = getattr(self, name)
             for k, v in getattr(other, name).items():
                 mine_d[k] += v
+        for k, values in other.conversion_values.items():
+            self.conversion_values[k].extend(values)
+        for name in ("top_posts", "author_mentions", "links"):
+            mine_t = getattr(self, name)
+            for k, counts in getattr(other, name).items():
+                into = mine_t[k]
+                for item, n in counts.items():
+                    into[item] = into.get(item, 0) + n
         if other.first_ts is not None:
             self.first_ts = (
                 other.first_ts if self.first_ts is None else min(self.first_ts, other.first_ts)
@@ -148,8 +192,16 @@ class Partial:
 
 
 class PartitionState:
-    def __init__(self, tracker: Tracker, classifier: NetworkClassifier, settings: Settings) -> None:
+    def __init__(
+        self,
+        tracker: Tracker,
+        classifier: NetworkClassifier,
+        settings: Settings,
+        scorer: sentiment.Scorer | None = None,
+    ) -> None:
         self.tracker = tracker
+        self.scorer = scorer if scorer is not None else sentiment.scorer("vader")
+        self.filtered: dict[str, int] = defaultdict(int)  # platform -> excluded events seen
         self.classifier = classifier
         self.settings = settings
         self.watermark = float("-inf")
@@ -175,10 +227,14 @@ class PartitionState:
         if key in self.seen:
             return None
         self.seen[key] = ts
+        if flags & EXCLUDED:
+            if role == PRIMARY:
+                self.filtered[ev.platform] += 1
+            return ev  # remembered for de-duplication, and nothing else
         self._arrival += 1
         kind = ev.kind
         targets = [
-            self._window((size, window_start(ts, size)))
+            (size, self._window((size, window_start(ts, size))))
             for name, size in SIZES.items()
             if not flags & LATE_BITS[name]
         ]
@@ -186,59 +242,73 @@ class PartitionState:
             self.dirty.add((MINUTE, window_start(ts, MINUTE)))
         if role == REPLY_ENGAGEMENT:
             acc = Accepted(ts, role, ev)
-            for w in targets:
+            for _, w in targets:
                 w.pending.append(acc)
             return ev
-        for w in targets:
+        p = ev.platform
+        for _, w in targets:
             part = w.partial
             if part.first_ts is None or ts < part.first_ts:
                 part.first_ts = ts
             if part.last_ts is None or ts > part.last_ts:
                 part.last_ts = ts
+            part.activity[p] += 1  # a counted event of its platform (stalled ingestion)
         if kind == "post":
-            info = self._index_post(ev, ts)
-            p = ev.platform
-            author = ev.author
-            followers = author.followers or 0
-            campaigns = (
-                self.tracker.campaigns_of_post(ev.text, ev.hashtags)
-                if self.tracker.has_campaigns
-                else EMPTY
-            )
-            for w in targets:
-                part = w.partial
-                part.activity[p] += 1
-                for b in info.mentions:
-                    row = part.smm[(b, p)]
-                    row[0] += 1
-                    row[3] += 1
-                    _author(part, b, p, author.id, followers)
-                for b in info.owners:
-                    part.smm[(b, p)][3] += 1
-                for c in campaigns:
-                    part.campaigns[(c, p)] += 1
+            self._add_post(ev, ts, targets)
         elif kind == "pageview":
             net = self._index_pageview(ev, ts)
             utm = ev.utm
             campaigns = self.tracker.campaigns_of_utm(utm.campaign if utm else None)
-            for w in targets:
+            paid = net is not None and utm is not None and is_paid_medium(utm.medium)
+            for _, w in targets:
                 part = w.partial
                 part.pageviews[ev.site] += 1
                 if net:
                     part.referrals[(ev.site, net)] += 1
+                    if paid:
+                        part.paid[(ev.site, net)] += 1
                 for c in campaigns:
                     part.campaign_pageviews[(ev.site, c)] += 1
         elif kind == "share_click":
-            for w in targets:
+            for _, w in targets:
                 w.partial.share_total[ev.site] += 1
                 w.partial.shares[(ev.site, ev.network)] += 1
         else:  # reshare, reaction, conversion: resolved when the window closes
             acc = Accepted(ts, role, ev)
-            for w in targets:
-                if kind != "conversion":
-                    w.partial.activity[ev.platform] += 1
+            for _, w in targets:
                 w.pending.append(acc)
         return ev
+
+    def _add_post(self, ev: Any, ts: float, targets: list[tuple[int, WindowAcc]]) -> None:
+        info = self._index_post(ev, ts)
+        p = ev.platform
+        author = ev.author
+        followers = author.followers or 0
+        campaigns = (
+            self.tracker.campaigns_of_post(ev.text, ev.hashtags)
+            if self.tracker.has_campaigns
+            else EMPTY
+        )
+        mood = sentiment.label(self.scorer, ev.text, ev.lang) if info.mentions else ""
+        # A post counts once per link, cut at its first '#' (METRICS.md r2 top_links).
+        links = sorted({u.split("#", 1)[0] for u in ev.links}) if info.mentions else ()
+        for size, w in targets:
+            part = w.partial
+            for b in info.mentions:
+                row = part.smm[(b, p)]
+                row[0] += 1
+                row[3] += 1
+                _author(part, b, p, author.id, followers)
+                part.sentiment[(b, p, mood)] += 1
+                if size == HOUR:
+                    _count(part.author_mentions[(b, p)], author.id)
+                    by_link = part.links[(b, p)]
+                    for link in links:
+                        _count(by_link, link)
+            for b in info.owners:
+                part.smm[(b, p)][3] += 1
+            for c in campaigns:
+                part.campaigns[(c, p)] += 1
 
     def _window(self, key: tuple[int, int]) -> WindowAcc:
         w = self.windows.get(key)
@@ -344,6 +414,8 @@ class PartitionState:
             return Partial()
         out = w.partial if final else Partial.from_wire(w.partial.to_wire())
         tr = self.tracker
+        hourly = key[0] == HOUR
+        engaged: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)  # 1h: top posts
         for acc in w.pending:
             ev: Any = acc.ev
             kind = ev.kind
@@ -351,21 +423,43 @@ class PartitionState:
                 net = self._first_touch(ev.site, ev.session, acc.ts)
                 if net:
                     out.conversions[(ev.site, net)] += 1
+                    out.conversion_values[(ev.site, net)].append(float(ev.value))
                 continue
             p = ev.platform
             own = tr.owners(p, ev.author.id)
             if acc.role == REPLY_ENGAGEMENT:
                 for b in self._target_brands(p, ev.reply_to, ev.reply_to_author_id, acc.ts) - own:
                     out.smm[(b, p)][1] += 1
+                    if hourly:
+                        _count(engaged[(b, p)], ev.reply_to)
                 continue
             for b in self._target_brands(p, ev.target, ev.target_author_id, acc.ts) - own:
                 row = out.smm[(b, p)]
                 row[1] += 1  # a reshare or reaction of b content is an engagement for b
+                if hourly:
+                    _count(engaged[(b, p)], ev.target)
                 if kind == "reshare":
                     row[0] += 1
                     row[2] += 1
                     _author(out, b, p, ev.author.id, ev.author.followers or 0)
+                    if hourly:
+                        _count(out.author_mentions[(b, p)], ev.author.id)
+        for bp, counts in engaged.items():
+            top = out.top_posts[bp]
+            for target, n in counts.items():
+                top[target] = top.get(target, 0) + n
+            if len(top) > TOP_RANKS:
+                out.top_posts[bp] = dict(ranked(top)[:TOP_RANKS])
         return out
+
+
+def _count(counts: dict[str, int], item: str) -> None:
+    counts[item] = counts.get(item, 0) + 1
+
+
+def ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Entries by value, descending; ties by the id or URL, ascending (METRICS.md r2)."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _author(out: Partial, brand: str, platform: str, author: str, followers: int) -> None:

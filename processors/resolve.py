@@ -21,7 +21,7 @@ from ingest.telemetry import counter, histogram
 from processors.context import Context
 from processors.durable import DurableTable
 from processors.gapfill import to_apply
-from processors.metrics import PROC_BATCH_SECONDS, PROC_DUPLICATES
+from processors.metrics import PROC_BATCH_SECONDS, PROC_DUPLICATES, PROC_FILTERED
 from processors.partition_state import ALL_LATE, PartitionState
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ def register(app: faust.App, ctx: Context) -> Any:
     last_provisional: dict[int, float] = {}
     processed: dict[int, int] = {}
     duplicates = counter(PROC_DUPLICATES)
+    filtered = counter(PROC_FILTERED)
     timing = histogram(PROC_BATCH_SECONDS).labels(ctx.namespace, "resolve")
 
     @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
@@ -97,12 +98,13 @@ def register(app: faust.App, ctx: Context) -> Any:
 
     def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]], Meta]:
         """Replay the partition's item log in input order; windows it closed are re-sent."""
-        st = PartitionState(ctx.tracker, ctx.classifier, ctx.settings)
+        st = PartitionState(ctx.tracker, ctx.classifier, ctx.settings, ctx.scorer)
         prefix = f"{p}|".encode()
         logged = sorted(k for k in itemlog if k.startswith(prefix) and not k.endswith(META))
         closed: list[tuple[int, int, Any]] = []
         for key in logged:
             closed += feed(st, _decode_batch(itemlog[key]))[0]
+        st.filtered.clear()  # counted when first applied, not again on a rebuild
         raw_meta = itemlog.get(prefix + META)
         meta = _decode_meta(raw_meta) if raw_meta is not None else Meta(None, False, None)
         closed += st.advance(marker_watermark(meta))
@@ -175,6 +177,9 @@ def register(app: faust.App, ctx: Context) -> Any:
         await send_closed(p, closed, b, provisional)
         if dups:
             duplicates.labels(ctx.namespace, "all").inc(dups)
+        for platform, n in st.filtered.items():
+            filtered.labels(ctx.namespace, platform).inc(n)
+        st.filtered.clear()
         processed[p] = processed.get(p, 0) + 1
         if processed[p] % PRUNE_EVERY == 0:
             await prune(p, st)

@@ -1,4 +1,4 @@
-"""Merge the partitions' partials into final window rows, and evaluate EngagementDrop.
+"""Merge the partitions' partials into final window rows, and evaluate the stream alerts.
 
 A window is final once every partition's watermark marker has passed ``end + lateness``;
 its partials are then merged and turned into rows (METRICS.md: which rows exist). Partial
@@ -8,18 +8,18 @@ entry; markers only rise), so at-least-once delivery never double counts.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
-from processors.partition_state import Partial
+from processors import sentiment
+from processors.partition_state import TOP_RANKS, Partial, ranked
 from processors.results import Row, row
+from processors.stream_alerts import Rule, StreamAlerts, Transition
 from processors.windows import SIZES
 
 WINDOW_NAMES = {size: name for name, size in SIZES.items()}
 MINUTE = 60
-DROP_WINDOW = 15 * MINUTE
-TRAILING = 2 * 3600  # the trailing baseline covers [T-2h15m, T-15m)
-WEEK = 7 * 86400
 
 
 def window_rows(size: int, start: int, merged: Partial, brands: tuple[str, ...]) -> list[Row]:
@@ -72,103 +72,57 @@ def window_rows(size: int, start: int, merged: Partial, brands: tuple[str, ...])
     for (site, net), n in sorted(merged.conversions.items()):
         if n:
             add("social_conversions", {"site": site, "network": net}, n)
+            # Summed exactly (fsum): the same value whatever order the partitions merged in.
+            values = merged.conversion_values.get((site, net), ())
+            add("social_conversion_value", {"site": site, "network": net}, math.fsum(values))
+    for (site, net), n in sorted(merged.paid.items()):
+        if n:
+            add("paid_social_referrals", {"site": site, "network": net}, n)
+    rows += sentiment_rows(merged, add)
+    if name == "1h":
+        rows += top_rows(merged, add)
     return rows
 
 
-class DropDetector:
-    """EngagementDrop on event time, evaluated at each minute boundary T (METRICS.md)."""
+def sentiment_rows(merged: Partial, add: Any) -> list[Row]:
+    """mentions_by_sentiment per label, and net_sentiment where positive + negative > 0."""
+    by_bp: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for (b, p, label), n in sorted(merged.sentiment.items()):
+        if n:
+            add("mentions_by_sentiment", {"brand": b, "platform": p, "sentiment": label}, n)
+            by_bp[(b, p)][label] = n
+    for (b, p), labels in sorted(by_bp.items()):
+        pos, neg = labels.get(sentiment.POSITIVE, 0), labels.get(sentiment.NEGATIVE, 0)
+        if pos + neg:
+            add("net_sentiment", {"brand": b, "platform": p}, (pos - neg) / (pos + neg))
+    return []
 
-    def __init__(
-        self, drop_ratio: float = 0.5, resolve_ratio: float = 0.8, floor: float = 20
-    ) -> None:
-        self.drop_ratio = drop_ratio
-        self.resolve_ratio = resolve_ratio
-        self.floor = floor
-        self.engagements: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
-        self.activity: dict[str, dict[int, int]] = defaultdict(dict)
-        self.firing: set[tuple[str, str]] = set()
-        self.next_t: int | None = None
-        self.earliest = float("inf")  # earliest event time of the stream (kept across restarts)
 
-    def snapshot(self) -> dict[str, Any]:
-        horizon = (self.next_t or 0) - WEEK - 2 * DROP_WINDOW - TRAILING
-        return {
-            "engagements": [
-                [b, p, [[m, n] for m, n in s.items() if m >= horizon]]
-                for (b, p), s in self.engagements.items()
-            ],
-            "activity": [
-                [p, [[m, n] for m, n in s.items() if m >= horizon]]
-                for p, s in self.activity.items()
-            ],
-            "firing": sorted(self.firing),
-            "next_t": self.next_t,
-            "earliest": self.earliest,
-        }
-
-    def restore(self, snap: dict[str, Any]) -> None:
-        for b, p, series in snap["engagements"]:
-            self.engagements[(b, p)] = {m: n for m, n in series}
-        for p, series in snap["activity"]:
-            self.activity[p] = {m: n for m, n in series}
-        self.firing = {(b, p) for b, p in snap["firing"]}
-        self.next_t = snap["next_t"]
-        self.earliest = snap.get("earliest", float("inf"))
-
-    def record_minute(self, start: int, merged: Partial) -> None:
-        for (b, p), v in merged.smm.items():
-            if v[1]:
-                self.engagements[(b, p)][start] = v[1]
-        for p, n in merged.activity.items():
-            if n:
-                self.activity[p][start] = n
-
-    @staticmethod
-    def _sum(series: dict[int, int], lo: int, hi: int) -> int:
-        return sum(series.get(m, 0) for m in range(lo, hi, MINUTE))
-
-    def evaluate(self, frontier: int) -> list[tuple[int, str, str, int]]:
-        """(T, brand, platform, 1 fire | 0 resolve) for every boundary T up to ``frontier``."""
-        earliest = self.earliest
-        out: list[tuple[int, str, str, int]] = []
-        if self.next_t is None:
-            self.next_t = (int(earliest) // MINUTE + 1) * MINUTE
-        t = self.next_t
-        while t <= frontier:
-            for (b, p), series in sorted(self.engagements.items()):
-                current = self._sum(series, t - DROP_WINDOW, t)
-                week = t - WEEK
-                if earliest <= week - DROP_WINDOW:
-                    baseline = float(self._sum(series, week - DROP_WINDOW, week))
-                elif earliest <= t - DROP_WINDOW - TRAILING:
-                    baseline = self._sum(series, t - DROP_WINDOW - TRAILING, t - DROP_WINDOW) / 8
-                else:
-                    continue
-                key = (b, p)
-                if key not in self.firing:
-                    stalled = self._sum(self.activity.get(p, {}), t - DROP_WINDOW, t) == 0
-                    if (
-                        baseline >= self.floor
-                        and current < self.drop_ratio * baseline
-                        and not stalled
-                    ):
-                        self.firing.add(key)
-                        out.append((t, b, p, 1))
-                elif (
-                    baseline > 0
-                    and current / baseline > self.resolve_ratio
-                    or baseline == 0
-                    and current > 0
-                ):
-                    self.firing.discard(key)
-                    out.append((t, b, p, 0))
-            t += MINUTE
-        self.next_t = t
-        return out
+def top_rows(merged: Partial, add: Any) -> list[Row]:
+    """The 1h top lists (METRICS.md r2): ten ranks each, ties by id or URL ascending."""
+    for (b, p), counts in sorted(merged.top_posts.items()):
+        for rank, (post, n) in enumerate(ranked(counts)[:TOP_RANKS], 1):
+            add("top_posts", {"brand": b, "platform": p, "rank": str(rank), "post": post}, n)
+    for (b, p), counts in sorted(merged.author_mentions.items()):
+        followers = merged.authors.get((b, p), {})
+        order = sorted(counts.items(), key=lambda kv: (-followers.get(kv[0], 0), -kv[1], kv[0]))
+        for rank, (author, n) in enumerate(order[:TOP_RANKS], 1):
+            labels = {"brand": b, "platform": p, "rank": str(rank), "author": author}
+            add("top_authors", labels, n)
+    for (b, p), counts in sorted(merged.links.items()):
+        for rank, (link, n) in enumerate(ranked(counts)[:TOP_RANKS], 1):
+            add("top_links", {"brand": b, "platform": p, "rank": str(rank), "link": link}, n)
+    return []
 
 
 class Rollup:
-    def __init__(self, partitions: int, brands: tuple[str, ...], lateness: float) -> None:
+    def __init__(
+        self,
+        partitions: int,
+        brands: tuple[str, ...],
+        lateness: float,
+        rules: tuple[Rule, ...] = (),
+    ) -> None:
         self.partitions = partitions
         self.brands = brands
         self.lateness = lateness
@@ -178,7 +132,7 @@ class Rollup:
         self.markers: dict[int, float] = {}
         self.max_ts = float("-inf")
         self.finalized_through = float("-inf")
-        self.drops = DropDetector()
+        self.alerts = StreamAlerts(rules)
 
     def add_partial(
         self, partition: int, size: int, start: int, partial: Partial, final: bool = True
@@ -192,7 +146,7 @@ class Rollup:
         if final:
             self.final_from.add((key, partition))
         if partial.first_ts is not None:
-            self.drops.earliest = min(self.drops.earliest, partial.first_ts)
+            self.alerts.see_earliest(partial.first_ts)
 
     def current(self, size: int, start: int) -> Partial | None:
         """The merged partials of a window still open (for live revisions), or None."""
@@ -220,7 +174,7 @@ class Rollup:
         """Every partition flushed (end of a replay) and every window emitted."""
         return self.frontier == float("inf") and not self.partials
 
-    def finalize(self) -> tuple[list[Row], list[tuple[int, str, str, int]]]:
+    def finalize(self) -> tuple[list[Row], list[Transition]]:
         """Rows of the windows that became final, and stream alert transitions."""
         frontier = self.frontier
         if frontier == float("-inf"):
@@ -237,28 +191,21 @@ class Rollup:
                 self.final_from.discard((key, p))
             rows.extend(window_rows(size, start, merged, self.brands))
             if size == MINUTE:
-                self.drops.record_minute(start, merged)
+                self.alerts.record_minute(start, merged)
                 self.final_minutes.append((start, merged))
         self.finalized_through = frontier
-        alerts: list[tuple[int, str, str, int]] = []
-        if self.drops.earliest != float("inf") and self.max_ts != float("-inf"):
+        alerts: list[Transition] = []
+        if self.alerts.earliest != float("inf") and self.max_ts != float("-inf"):
             last_reached = int(self.max_ts // MINUTE) * MINUTE
             limit = (
                 last_reached
                 if frontier == float("inf")
                 else min(int(frontier - self.lateness), last_reached)
             )
-            alerts = self.drops.evaluate(limit)
+            alerts = self.alerts.evaluate(limit)
         return rows, alerts
 
 
-def alert_row(t: int, brand: str, platform: str, value: int) -> Row:
-    r = row(
-        "alert",
-        "event",
-        t,
-        t,
-        {"alertname": "EngagementDrop", "brand": brand, "platform": platform},
-        value,
-    )
-    return r
+def alert_row(t: int, alertname: str, labels: dict[str, str], value: int) -> Row:
+    """A stream alert transition as a results row (METRICS.md: ``"metric":"alert"``)."""
+    return row("alert", "event", t, t, {"alertname": alertname, **labels}, value)

@@ -168,7 +168,7 @@ def _ts(value: str, where: str) -> str:
     try:
         return format_ts(parse_ts(value))
     except ValueError:
-        raise InvalidEvent("bad_ts", f"`{where}`: {value[:40]!r}") from None
+        raise InvalidEvent("invalid_ts", f"`{where}`: {value[:40]!r}") from None
 
 
 def _author(account: Mapping[str, Any]) -> Author:

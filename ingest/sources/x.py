@@ -126,7 +126,7 @@ def tweet_events(doc: Any, ingested_at: str) -> list[Event]:
     try:
         ts = format_ts(parse_ts(created))
     except ValueError:
-        raise InvalidEvent("bad_ts", f"`$.data.created_at`: {created[:40]!r}") from None
+        raise InvalidEvent("invalid_ts", f"`$.data.created_at`: {created[:40]!r}") from None
     inc = doc.get("includes")
     includes: dict[str, Any] = inc if isinstance(inc, dict) else {}
     users = {u.get("id"): u for u in includes.get("users") or () if isinstance(u, dict)}

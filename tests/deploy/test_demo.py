@@ -21,7 +21,7 @@ from deploy.history import DEMO_CONFIG, DEMO_TOML, HistorySpec, generate
 from ingest.config import load_config
 from ingest.events import Event, Post, Reaction, Reshare, decode_event, parse_ts
 from ingest.web.wire import to_event
-from processors.rollup import DropDetector
+from processors.harness import run
 
 NOW = 1_795_000_000.0
 
@@ -107,22 +107,15 @@ def _brand_of_posts(events: list[Event]) -> dict[str, str]:
 
 
 def _drop_fires(spec: HistorySpec) -> list[tuple[float, str, str]]:
-    """The stream rule (processors.rollup.DropDetector) over the history's engagements, each
-    attributed to the brand its target post names."""
-    events = [decode_event(x) for x in generate(spec)]
-    brand_of = _brand_of_posts(events)
-    det = DropDetector()
-    det.earliest = spec.start
-    for e in events:
-        if e.platform == "web":
-            continue
-        minute = int(parse_ts(e.ts) // 60) * 60
-        det.activity[e.platform][minute] = det.activity[e.platform].get(minute, 0) + 1
-        if isinstance(e, Reshare | Reaction):
-            key = (brand_of[e.target], e.platform)
-            det.engagements[key][minute] = det.engagements[key].get(minute, 0) + 1
-    end = spec.start + spec.hours * 3600 - 600
-    return [((t - spec.start) / 3600, b, p) for t, b, p, v in det.evaluate(int(end)) if v == 1]
+    """The stream alerts of the processors' core (in-process harness) over the history:
+    (hours into it, alertname/brand, platform) of every alert that fires."""
+    rows = run(load_config(DEMO_TOML), list(generate(spec)))
+    return [
+        ((parse_ts(r["window_start"]) - spec.start) / 3600, r["labels"]["brand"],
+         r["labels"]["platform"])
+        for r in rows
+        if r["metric"] == "alert" and r["value"] == 1 and r["labels"]["alertname"] == "EngagementDrop"
+    ]  # fmt: skip
 
 
 def test_only_the_planned_drop_fires_in_the_demo_history() -> None:

@@ -28,6 +28,7 @@ from ingest.events import (
     Utm,
     decode_event,
     encode_event,
+    session_problem,
     event_ts,
     format_ts,
     parse_ts,
@@ -40,10 +41,15 @@ text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 non_empty = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
 maybe_text = st.none() | text
 timestamps = st.datetimes(
-    min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 ).map(lambda d: format_ts(d.timestamp()))
-counts = st.integers(min_value=0, max_value=2**63 - 1)
-finite = st.floats(allow_nan=False, allow_infinity=False)
+counts = st.integers(min_value=0, max_value=10**12)
+finite = st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False)
+http_urls = text.map(lambda t: "https://example.com/" + t)
+# Opaque session ids as EVENTS.md's bounds allow them (printable ASCII, no address shapes).
+sessions = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40
+).filter(lambda s: session_problem(s) is None)
 
 authors = st.builds(Author, id=non_empty, handle=maybe_text, followers=st.none() | counts)
 utms = st.none() | st.builds(
@@ -62,8 +68,12 @@ def envelope(platforms: st.SearchStrategy[str]) -> dict[str, Any]:
         "id": non_empty,
         "platform": platforms,
         "ts": timestamps,
-        "ingested_at": st.none() | timestamps,
     }
+
+
+def _bounded(ev: Event) -> Event:
+    """Within EVENTS.md's bounds: ingested when it happened, id prefixed by its platform."""
+    return msgspec.structs.replace(ev, ingested_at=ev.ts, id=f"{ev.platform}:{ev.id}")
 
 
 social = st.sampled_from(SOCIAL_PLATFORMS)
@@ -103,29 +113,29 @@ events: st.SearchStrategy[Event] = st.one_of(
         Pageview,
         **envelope(web),
         site=non_empty,
-        url=text,
+        url=http_urls,
         referrer=maybe_text,
         utm=utms,
-        session=non_empty,
+        session=sessions,
     ),
     st.builds(
         ShareClick,
         **envelope(web),
         site=non_empty,
-        url=text,
+        url=http_urls,
         network=st.sampled_from(SHARE_NETWORKS),
-        session=non_empty,
+        session=sessions,
     ),
     st.builds(
         Conversion,
         **envelope(web),
         site=non_empty,
-        url=text,
+        url=http_urls,
         goal=text,
         value=finite,
-        session=non_empty,
+        session=sessions,
     ),
-)
+).map(_bounded)
 
 # -- round trips ------------------------------------------------------------------------------
 
@@ -269,16 +279,16 @@ INVALID = [
     ("v a bool", _with(PAGEVIEW, v=True), "wrong_type", "$.v"),
     ("v 2", _with(PAGEVIEW, v=2), "unknown_version", "$.v"),
     ("no ts", _with(PAGEVIEW, ts=_DROP), "missing_field", "`ts`"),
-    ("ts not rfc3339", _with(PAGEVIEW, ts="20 Nov 2026"), "bad_ts", "$.ts"),
-    ("ts without offset", _with(PAGEVIEW, ts="2026-11-20T10:15:03"), "bad_ts", "$.ts"),
-    ("ts month 13", _with(PAGEVIEW, ts="2026-13-20T10:15:03Z"), "bad_ts", "month"),
+    ("ts not rfc3339", _with(PAGEVIEW, ts="20 Nov 2026"), "invalid_ts", "$.ts"),
+    ("ts without offset", _with(PAGEVIEW, ts="2026-11-20T10:15:03"), "invalid_ts", "$.ts"),
+    ("ts month 13", _with(PAGEVIEW, ts="2026-13-20T10:15:03Z"), "invalid_ts", "month"),
     ("ts a number", _with(PAGEVIEW, ts=1763633703), "wrong_type", "$.ts"),
     ("post without author", _with(POST, author=_DROP), "missing_field", "`author`"),
     ("author without id", _with(POST, author={"handle": "x"}), "missing_field", "`id`"),
     (
         "negative followers",
         _with(POST, author={"id": "a", "followers": -1}),
-        "wrong_type",
+        "out_of_range",
         "followers",
     ),
     ("hashtags a string", _with(POST, hashtags="acme"), "wrong_type", "$.hashtags"),
@@ -304,10 +314,119 @@ INVALID = [
     (
         "conversion value out of range",
         _with(PAGEVIEW, kind="conversion", goal="g").replace(b"}", b', "value": 1e400}'),
-        "wrong_type",
+        "out_of_range",
         "$.value",
     ),
 ]
+
+# EVENTS.md revision 2, "Bounds": one row per rule and edge (ingested_at is 10:15:03.400Z).
+BOUNDS = [
+    ("ts with an offset", _with(PAGEVIEW, ts="2026-11-20T10:15:03+00:00"), "invalid_ts", "$.ts"),
+    ("ts lower-case z", _with(PAGEVIEW, ts="2026-11-20T10:15:03.123z"), "invalid_ts", "$.ts"),
+    ("ts with a space", _with(PAGEVIEW, ts="2026-11-20 10:15:03Z"), "invalid_ts", "$.ts"),
+    ("ts Arabic-Indic digits", _with(PAGEVIEW, ts="٢٠٢٦-11-20T10:15:03Z"), "invalid_ts", "$.ts"),
+    ("ts Feb 30", _with(PAGEVIEW, ts="2026-02-30T10:15:03Z"), "invalid_ts", "day"),
+    ("ts empty fraction", _with(PAGEVIEW, ts="2026-11-20T10:15:03.Z"), "invalid_ts", "$.ts"),
+    ("ingested_at missing", _with(PAGEVIEW, ingested_at=_DROP), "invalid_ts", "ingested_at"),
+    ("ingested_at null", _with(PAGEVIEW, ingested_at=None), "invalid_ts", "ingested_at"),
+    (
+        "ingested_at with offset",
+        _with(PAGEVIEW, ingested_at="2026-11-20T11:15:03+01:00"),
+        "invalid_ts",
+        "ingested_at",
+    ),
+    ("post dated 2999", _with(POST, ts="2999-01-01T00:00:00Z"), "future_ts", "ingested_at"),
+    (
+        "ts 300.001 s after ingested_at",
+        _with(PAGEVIEW, ts="2026-11-20T10:20:03.401Z"),
+        "future_ts",
+        "300",
+    ),
+    ("ts before 2000", _with(PAGEVIEW, ts="1999-12-31T23:59:59.999Z"), "out_of_range", "2000"),
+    (
+        "followers a float",
+        _with(POST, author={"id": "a", "followers": 12.0}),
+        "out_of_range",
+        "followers",
+    ),
+    (
+        "followers with an exponent",
+        _with(POST, author={"id": "a", "followers": 1e3}),
+        "out_of_range",
+        "followers",
+    ),
+    (
+        "followers above 10^12",
+        _with(POST, author={"id": "a", "followers": 10**12 + 1}),
+        "out_of_range",
+        "followers",
+    ),
+    (
+        "conversion value negative",
+        _with(PAGEVIEW, kind="conversion", goal="g", value=-0.01),
+        "out_of_range",
+        "$.value",
+    ),
+    (
+        "conversion value above 10^12",
+        _with(PAGEVIEW, kind="conversion", goal="g", value=1.5e12),
+        "out_of_range",
+        "$.value",
+    ),
+    ("id of another platform", _with(POST, id="x:123"), "wrong_platform", "bluesky:"),
+    ("id without prefix", _with(PAGEVIEW, id="abc"), "wrong_platform", "web:"),
+    ("javascript url", _with(PAGEVIEW, url="javascript:alert(1)"), "invalid_url", "$.url"),
+    ("relative url", _with(PAGEVIEW, url="/p/1"), "invalid_url", "$.url"),
+    (
+        "ftp url",
+        _with(PAGEVIEW, kind="share_click", network="x", url="ftp://acme.com/"),
+        "invalid_url",
+        "$.url",
+    ),
+    ("session empty", _with(PAGEVIEW, session=""), "invalid_session", "empty"),
+    ("session 129 chars", _with(PAGEVIEW, session="s" * 129), "invalid_session", "128"),
+    ("session with a space", _with(PAGEVIEW, session="a b"), "invalid_session", "ASCII"),
+    ("session non-ASCII", _with(PAGEVIEW, session="sé"), "invalid_session", "ASCII"),
+    ("session a tab", _with(PAGEVIEW, session="a\tb"), "invalid_session", "ASCII"),
+    ("session IPv4", _with(PAGEVIEW, session="192.168.1.20"), "invalid_session", "IPv4"),
+    ("session IPv6", _with(PAGEVIEW, session="2001:db8::1"), "invalid_session", "IPv6"),
+    ("session e-mail", _with(PAGEVIEW, session="ann@example.com"), "invalid_session", "e-mail"),
+]
+
+VALID_EDGES = [
+    ("ts exactly 300 s after ingested_at", _with(PAGEVIEW, ts="2026-11-20T10:20:03.400Z")),
+    ("ts exactly 2000-01-01", _with(PAGEVIEW, ts="2000-01-01T00:00:00Z")),
+    ("ts with nanoseconds", _with(PAGEVIEW, ts="2026-11-20T10:15:03.123456789Z")),
+    ("followers 0", _with(POST, author={"id": "a", "followers": 0})),
+    ("followers 10^12", _with(POST, author={"id": "a", "followers": 10**12})),
+    ("conversion value 10^12", _with(PAGEVIEW, kind="conversion", goal="g", value=1e12)),
+    ("session 128 chars", _with(PAGEVIEW, session="s" * 128)),
+    ("session of dots and digits", _with(PAGEVIEW, session="1.2.3.4.5")),
+    ("session with a colon", _with(PAGEVIEW, session="abc:def")),
+    ("session with an @", _with(PAGEVIEW, session="ann@localhost")),
+    ("HTTP url", _with(PAGEVIEW, url="HTTP://ACME.COM/")),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "reason", "needle"), BOUNDS, ids=[c[0] for c in BOUNDS])
+def test_bounds_rules_name_their_reason(case: str, raw: bytes, reason: str, needle: str) -> None:
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(raw)
+    assert info.value.reason == reason, info.value
+    assert needle in info.value.detail
+
+
+@pytest.mark.parametrize(("case", "raw"), VALID_EDGES, ids=[c[0] for c in VALID_EDGES])
+def test_bounds_edges_that_stay_valid(case: str, raw: bytes) -> None:
+    decode_event(raw)
+
+
+def test_max_future_is_configurable() -> None:
+    raw = _with(PAGEVIEW, ts="2026-11-20T10:16:03.400Z")  # 60 s after ingested_at
+    decode_event(raw, max_future=60)
+    with pytest.raises(InvalidEvent) as info:
+        decode_event(raw, max_future=59.999)
+    assert info.value.reason == "future_ts"
 
 
 @pytest.mark.parametrize(("case", "raw", "reason", "needle"), INVALID, ids=[c[0] for c in INVALID])
@@ -337,9 +456,9 @@ def test_spec_example_decodes() -> None:
 
 
 def test_defaults_for_absent_nullable_fields() -> None:
-    ev = decode_event(_with(PAGEVIEW, referrer=_DROP, utm=_DROP, ingested_at=_DROP))
+    ev = decode_event(_with(PAGEVIEW, referrer=_DROP, utm=_DROP))
     assert isinstance(ev, Pageview)
-    assert (ev.referrer, ev.utm, ev.ingested_at) == (None, None, None)
+    assert (ev.referrer, ev.utm) == (None, None)
     conv = decode_event(_with(PAGEVIEW, kind="conversion", goal="signup"))
     assert isinstance(conv, Conversion) and conv.value == 0
 

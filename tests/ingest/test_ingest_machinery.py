@@ -11,6 +11,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from ingest.backoff import Backoff, parse_retry_after, ratelimit_wait
@@ -142,7 +143,8 @@ def test_settings_validation_and_cli_overrides() -> None:
 
 
 def _post(i: int) -> Post:
-    return Post(v=1, id=f"bluesky:{i}", platform="bluesky", ts=f"2026-01-01T00:00:{i:02d}.000Z",
+    ts = f"2026-01-01T00:00:{i:02d}.000Z"
+    return Post(v=1, id=f"bluesky:{i}", platform="bluesky", ts=ts, ingested_at=ts,
                 author=Author(id="a"))  # fmt: skip
 
 
@@ -227,3 +229,20 @@ async def test_runner_stops_on_request(tmp_path: Path) -> None:
     await asyncio.wait_for(task, 2)
     assert src.closed
     assert json.dumps(task.result().events) == "0"
+
+
+async def test_runner_refuses_a_platform_item_dated_in_the_future_at_the_door(
+    tmp_path: Path,
+) -> None:
+    # EVENTS.md bounds: the ingestor's own clock (ingested_at) says when it saw the item.
+    future = msgspec.structs.replace(_post(2), ts="2999-01-01T00:00:00.000Z")
+    store = CursorStore(tmp_path)
+    producer = RecordingProducer(store)
+    stats = await run_source(
+        ListSource([Batch([_post(1), future], [], cursor={"n": 1})]), producer, store
+    )
+    assert [c[0] for c in producer.calls] == ["dlq", "events"]
+    assert producer.calls[0][2:] == ("future_ts", "list")
+    assert producer.calls[1][1] == ["bluesky:1"]
+    assert store.load("list") == {"n": 1}  # the cursor advances past the refused item
+    assert (stats.events, stats.rejected) == (1, 1)

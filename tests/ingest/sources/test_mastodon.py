@@ -203,7 +203,7 @@ def test_boost_notification_and_boost_status_share_one_id() -> None:
         ),
         (
             b'event: update\ndata: {"uri":"u","account":{"acct":"a"},"created_at":"yesterday"}',
-            "bad_ts",
+            "invalid_ts",
         ),
         (b"event: notification\ndata: []", "wrong_type"),
     ],

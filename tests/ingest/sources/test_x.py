@@ -142,7 +142,7 @@ def test_keepalive_disconnect_and_malformed_lines() -> None:
     for raw, reason in [
         (b'{"data": {"id": "1", "text": "x"', "invalid_json"),
         (b'{"data": {"id": "1", "created_at": "2021-04-01T15:52:31.000Z"}}', "missing_field"),
-        (b'{"data": {"id": "1", "author_id": "2", "created_at": "soon"}}', "bad_ts"),
+        (b'{"data": {"id": "1", "author_id": "2", "created_at": "soon"}}', "invalid_ts"),
         (b'{"data": ["x"]}', "wrong_type"),
     ]:
         with pytest.raises(InvalidEvent) as err:
