@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "deploy.commands.archive",  # archive
     "deploy.commands.dashboards",  # dashboards generate|check|push
     "deploy.commands.demo",  # demo
+    "deploy.commands.report",  # report
 )
 
 DESCRIPTION = """\

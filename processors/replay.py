@@ -127,8 +127,12 @@ def collect_results(
     timeout: float,
     alive: Callable[[], bool] = lambda: True,
     on_row: Callable[[int], None] | None = None,
+    stop_at_end: bool = False,
 ) -> list[Row]:
-    """Read ``<ns>.results`` until the completion record; last revision of each row, sorted."""
+    """Read ``<ns>.results`` until the completion record; last revision of each row, sorted.
+
+    ``stop_at_end``: also stop once the topic is read up to its end offsets (a live
+    namespace never writes the completion record; its open windows are not in it yet)."""
     consumer = KafkaConsumer(
         Topics(namespace).results,
         **client_options(bootstrap, "kafka-python"),
@@ -148,6 +152,8 @@ def collect_results(
                 rows[identity(row)] = row
                 if on_row is not None:
                     on_row(len(rows))
+            if stop_at_end and _at_end(consumer):
+                return sorted(rows.values(), key=sort_key)
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"results incomplete after {timeout:.0f}s ({len(rows)} rows so far)"
@@ -156,6 +162,15 @@ def collect_results(
                 raise RuntimeError("every worker exited before the results were complete")
     finally:
         consumer.close()
+
+
+def _at_end(consumer: KafkaConsumer) -> bool:
+    """Every assigned partition read up to its (last stable) end offset."""
+    parts = consumer.assignment()
+    if not parts:
+        return False
+    ends = consumer.end_offsets(list(parts))
+    return all(consumer.position(tp) >= ends[tp] for tp in parts)
 
 
 def write_results(rows: list[Row], out: str | Path) -> None:
