@@ -17,16 +17,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the stack and the tests use; the commands tell whether each is present.
 APT_PACKAGES := prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
 	chromium:chromium chromium-driver:chromedriver wrk:wrk zstd:zstd maven:mvn \
-	openjdk-17-jre-headless:java
+	openjdk-17-jre-headless:java docker-compose:docker-compose
 
-.PHONY: help install system-packages jars check test rules-test demo down clean
+.PHONY: help install system-packages jars go-tools check test rules-test demo down clean
 
 help:
 	@echo "make demo    install, start the local stack and play the demo history into it (ripple demo)"
 	@echo "make test    install, lint/type-check, run the whole test suite against real services"
 	@echo "make check   ruff + mypy only;  make down   stop the stack;  make install   set-up only"
 
-install: system-packages $(VENV)/.installed jars
+install: system-packages $(VENV)/.installed jars go-tools
 
 system-packages:
 	@missing=""; \
@@ -50,6 +50,12 @@ $(VENV)/.installed: pyproject.toml
 # Kafka's runtime jars, fetched once by Maven into ~/.cache/ripple (or $$RIPPLE_JAR_CACHE).
 jars: $(VENV)/.installed
 	@$(PY) -m deploy.stack.kafka >/dev/null
+
+# helm, kubeconform and controller-gen, built once from the Go module proxy into the same
+# cache (or $$RIPPLE_TOOL_CACHE), and the offline Kubernetes schemas the chart is checked with.
+go-tools: $(VENV)/.installed
+	@$(PY) -m deploy.stack.gotools >/dev/null
+	@$(PY) -m deploy.stack.kubeschemas >/dev/null
 
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -81,7 +81,7 @@ def ensure(tool: GoTool) -> Path:
             return binary
         go = shutil.which("go")
         if go is None:
-            raise ToolError(f"Go is needed to build {tool.name}: apt-get install golang-go")
+            raise ToolError(f"Go (1.24 or newer) is needed to build {tool.name}")
         tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

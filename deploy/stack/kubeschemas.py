@@ -192,3 +192,7 @@ def kubeconform(*paths: str | Path, stdin: str | None = None) -> subprocess.Comp
     if stdin is not None:
         argv.append("-")
     return subprocess.run(argv, input=stdin, capture_output=True, text=True)
+
+
+if __name__ == "__main__":
+    print(schema_dir())

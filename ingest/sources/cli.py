@@ -112,7 +112,8 @@ def source_cli(
         if getattr(args, "metrics_port", None):
             from prometheus_client import start_http_server
 
-            start_http_server(args.metrics_port, addr="127.0.0.1")
+            bind = os.environ.get("RIPPLE_BIND_HOST", "127.0.0.1")  # 0.0.0.0 in containers
+            start_http_server(args.metrics_port, addr=bind)
         log.info("%s: starting (cursor %r)", factory.name, source.cursor)
         asyncio.run(_main(source, producer, store))
         return 0
