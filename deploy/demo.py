@@ -127,6 +127,9 @@ def collector_item(ev: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
 class CollectorClient:
     """Posts website events to the collector, as the browser snippet does."""
 
@@ -140,7 +143,12 @@ class CollectorClient:
         req = urllib.request.Request(
             self.url,
             data=orjson.dumps(items),
-            headers={"Content-Type": "application/json", "Origin": self.origin},
+            # A browser's User-Agent: urllib's own is a crawler's, which the collector drops.
+            headers={
+                "Content-Type": "application/json",
+                "Origin": self.origin,
+                "User-Agent": BROWSER_UA,
+            },
             method="POST",
         )
         try:

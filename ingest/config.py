@@ -102,6 +102,11 @@ class CollectorSettings(msgspec.Struct, forbid_unknown_fields=True):
     spool_path: str = ""
     spool_max_seconds: int = 3600
     spool_max_bytes: int = 256 * 1024 * 1024
+    # Delivered bytes at the head of the spool file past which it is compacted.
+    spool_compact_bytes: int = 16 * 1024 * 1024
+    # /metrics on its own port (bound to ``host``), so the public port shows no traffic
+    # figures; 0 serves it on the public port as before.
+    metrics_port: int = 0
 
 
 class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True):

@@ -69,8 +69,17 @@ COLLECTOR_SPOOLED = MetricDef(
     "ripple_collector_spooled_events", "gauge",
     "Events held in the collector's local spool while Kafka is unavailable.", (),
 )  # fmt: skip
+INGEST_PAUSED = MetricDef(
+    "ripple_ingest_paused", "gauge",
+    "1 while an ingestor is paused because Kafka has not acknowledged for too long, else 0.", ("source",),
+)  # fmt: skip
+COLLECTOR_BOT_REQUESTS = MetricDef(
+    "ripple_collector_bot_requests_total", "counter",
+    "Requests the website collector dropped as bot traffic (crawler User-Agent or an automated browser).", ("site",),
+)  # fmt: skip
 
 INGEST_METRICS: tuple[MetricDef, ...] = (
     INGEST_EVENTS, INGEST_DEAD_LETTERS, INGEST_RECONNECTS, INGEST_LAST_EVENT, INGEST_LAG,
     INGEST_RATE_LIMITED, INGEST_PRODUCE_ERRORS, COLLECTOR_REQUESTS, COLLECTOR_SPOOLED,
+    INGEST_PAUSED, COLLECTOR_BOT_REQUESTS,
 )  # fmt: skip

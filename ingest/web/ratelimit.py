@@ -3,11 +3,16 @@
 The address itself is never stored or logged: the key is BLAKE2b of it under a random
 per-process secret, so the table cannot be reversed by hashing the IPv4 space, and it dies
 with the process. Idle buckets (refilled to full) are swept when the table grows large.
+
+IPv6 clients are keyed by their /64: one subscriber usually holds a whole /64 and picks new
+addresses in it at will (privacy extensions), so a per-address bucket would be no limit.
+IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import time
 from collections.abc import Callable
@@ -33,7 +38,9 @@ class TokenBuckets:
         self._buckets: dict[bytes, list[float]] = {}
 
     def key(self, client: str) -> bytes:
-        return hashlib.blake2b(client.encode(), key=self._secret, digest_size=12).digest()
+        return hashlib.blake2b(
+            client_prefix(client).encode(), key=self._secret, digest_size=12
+        ).digest()
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -63,3 +70,16 @@ class TokenBuckets:
             # Still full of active clients: forget the oldest half (they start with a full bucket).
             for k in list(self._buckets)[: len(self._buckets) // 2]:
                 del self._buckets[k]
+
+
+def client_prefix(client: str) -> str:
+    """What one bucket stands for: the IPv4 address, or the /64 of an IPv6 address."""
+    try:
+        addr = ipaddress.ip_address(client.split("%", 1)[0])  # no zone id
+    except ValueError:
+        return client  # "unknown", a unix socket...
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)

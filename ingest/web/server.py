@@ -9,20 +9,23 @@ access log off (client IPs are never logged). aiohttp would do too, but brings i
 server and client stack where only a thin layer over ASGI is needed.
 
 Endpoints: ``GET /ripple.js``, ``POST /e`` (+ ``OPTIONS`` preflight), ``GET /healthz``,
-``GET /metrics``. Order of checks on ``POST /e`` and what each refusal means:
+``GET /metrics`` (on ``collector.metrics_port`` instead when that is set: the public port
+then has no ``/metrics``). Order of checks on ``POST /e`` and what each refusal means:
 
 ====================  ======  ===================================================  ====
 check                 status  reason                                               DLQ
 ====================  ======  ===================================================  ====
 origin of no site     403     ``forbidden_origin``                                 no
 client over its rate  429     ``rate_limited`` (``Retry-After``)                   no
+crawler User-Agent    204     bot traffic, counted, nothing kept                   no
 body > max_body_bytes 413     ``too_large``                                        yes
 not JSON / UTF-8      400     ``invalid_json``                                     yes
 fields, types, kinds  400     ``missing_field``/``wrong_type``/``unknown_kind``/…  yes
 batch > max_batch     413     ``too_large``                                        yes
 unknown site          403     ``unknown_site``                                     no
 origin not the site's 403     ``forbidden_origin``                                 no
-spool full            503     ``unavailable`` (``Retry-After``)                    no
+automated browser     204     bot traffic (``"automated": true``), counted         no
+spool or disk full    503     ``unavailable`` (``Retry-After``)                    no
 ====================  ======  ===================================================  ====
 
 Dead letters are the malformed records that reached the collector from an origin of a
@@ -55,13 +58,14 @@ from starlette.routing import Route
 
 from ingest.config import CollectorSettings, Config, load_config
 from ingest.kafka_client import Brokers, kafka_access
-from ingest.metricdefs import COLLECTOR_REQUESTS
+from ingest.metricdefs import COLLECTOR_BOT_REQUESTS, COLLECTOR_REQUESTS
 from ingest.telemetry import counter
+from ingest.web.bots import is_crawler
 from ingest.web.ratelimit import TokenBuckets
 from ingest.web.sink import DeadLetter, Delivery, Item
 from ingest.web.sites import SiteRegistry, origin_host, request_origin
 from ingest.web.spool import SpoolFull
-from ingest.web.wire import Rejection, parse_body
+from ingest.web.wire import Rejection, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,7 @@ class Collector:
         self.snippet = snippet_source()
         self.snippet_etag = '"' + hashlib.blake2b(self.snippet, digest_size=8).hexdigest() + '"'
         self._requests = counter(COLLECTOR_REQUESTS)
+        self._bots = counter(COLLECTOR_BOT_REQUESTS)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -112,6 +117,12 @@ class Collector:
         self._requests.labels(
             site if self.sites.known(site) else "unknown", f"{status // 100}xx"
         ).inc()
+
+    def _bot(self, site: str, cors: dict[str, str]) -> Response:
+        """Bot traffic: 204, counted under the site, nothing sent anywhere."""
+        self._bots.labels(site if self.sites.known(site) else "unknown").inc()
+        self._count(site, 204)
+        return Response(status_code=204, headers=cors)
 
     @staticmethod
     def _cors(origin: str | None) -> dict[str, str]:
@@ -186,6 +197,9 @@ class Collector:
         wait = self.buckets.take(key)
         if wait:
             return self._rate_limited(wait, cors)
+        if is_crawler(request.headers.get("user-agent")):
+            # Judged before the body is read: a crawler's posts are never parsed or kept.
+            return self._bot(self.sites.site_for_host(host) or "unknown", cors)
 
         limit = self.settings.max_body_bytes
         try:
@@ -195,7 +209,7 @@ class Collector:
         try:
             if oversize:
                 raise Rejection(413, "too_large", f"body exceeds {limit} bytes")
-            events = parse_body(body, self.clock(), max_batch=self.settings.max_batch)
+            events, automated = parse_request(body, self.clock(), max_batch=self.settings.max_batch)
         except Rejection as rej:
             return await self._refuse(rej, body, cors)
 
@@ -223,13 +237,16 @@ class Collector:
                 },
                 cors,
             )
+        if automated:
+            return self._bot(site, cors)
         if len(events) > 1:
             wait = self.buckets.take(key, len(events) - 1)
             if wait:
                 return self._rate_limited(wait, cors)
         try:
             delivery = await self.sink.submit(events)
-        except SpoolFull as exc:
+        except (SpoolFull, OSError) as exc:
+            # OSError: a disk error other than "full" (EIO...); still the client's "retry later".
             self._count(site, 503)
             return _response(
                 503, {"error": "unavailable", "detail": str(exc)}, {**cors, "Retry-After": "30"}
@@ -256,7 +273,7 @@ class Collector:
         if rej.dead_letter:
             try:
                 await self.sink.submit([DeadLetter(body, rej.reason, rej.detail)])
-            except SpoolFull as exc:
+            except (SpoolFull, OSError) as exc:
                 log.warning("dead letter (%s) not kept: %s", rej.reason, exc)
         return _response(rej.status, {"error": rej.reason, "detail": rej.detail}, cors)
 
@@ -286,8 +303,9 @@ def create_app(
         Route("/e", collector.collect, methods=["POST"]),
         Route("/e", collector.preflight, methods=["OPTIONS"]),
         Route("/healthz", collector.healthz, methods=["GET"]),
-        Route("/metrics", collector.metrics, methods=["GET"]),
     ]
+    if not config.collector.metrics_port:
+        routes.append(Route("/metrics", collector.metrics, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.collector = collector
     return app
@@ -334,6 +352,7 @@ def build(
         spool_file,
         max_bytes=config.collector.spool_max_bytes,
         max_age_seconds=config.collector.spool_max_seconds,
+        compact_bytes=config.collector.spool_compact_bytes,
     )
     return create_app(config, Sink(producer, spool))
 
@@ -363,6 +382,12 @@ def run(args: argparse.Namespace) -> int:
         spool_path(config, namespace, getattr(args, "spool", None)),
         linger_ms=getattr(args, "linger_ms", 2),
     )
+    if config.collector.metrics_port:
+        from prometheus_client import start_http_server
+
+        # A daemon thread of its own: it serves the default registry and dies with us.
+        start_http_server(config.collector.metrics_port, addr=args.host or config.collector.host)
+        log.info("metrics on port %d only", config.collector.metrics_port)
     forwarded = getattr(args, "forwarded_allow_ips", None)
     server = uvicorn.Server(
         uvicorn.Config(

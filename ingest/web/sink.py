@@ -155,14 +155,17 @@ class Sink:
 
     def status(self) -> dict[str, object]:
         full = self.spool.full_reason()
+        # A full disk is reported until a write succeeds again, not only while refusing.
+        reason = "disk_full" if self.spool.disk_full else ("spool_full" if full else None)
         return {
-            "status": "unavailable" if full else ("degraded" if self._spooling else "ok"),
+            "status": "unavailable" if reason else ("degraded" if self._spooling else "ok"),
             "kafka": "connected" if self.connected and not self._spooling else "unavailable",
             "spooling": self._spooling,
             "spooled_records": self._spooled_items,
             "spool_bytes": self.spool.pending_bytes,
+            "spool_file_bytes": self.spool.file_bytes,
             "oldest_spooled_seconds": round(self.spool.oldest_age(), 3),
-            **({"detail": full} if full else {}),
+            **({"reason": reason, "detail": full or "disk full"} if reason else {}),
         }
 
     # -- accepting -------------------------------------------------------------------------

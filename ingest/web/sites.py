@@ -51,6 +51,10 @@ class SiteRegistry:
         """Some site lists ``host``: enough to answer a preflight, which names no site."""
         return host is not None and host in self._any_host
 
+    def site_for_host(self, host: str | None) -> str | None:
+        """The first configured site that lists ``host`` (a label for traffic with no body)."""
+        return next((name for name, hosts in self._hosts.items() if host in hosts), None)
+
     def allows(self, site: str, host: str | None) -> bool:
         hosts = self._hosts.get(site)
         return hosts is not None and host is not None and host in hosts

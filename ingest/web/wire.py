@@ -18,7 +18,11 @@ The collector owns the envelope: it sets ``v``, ``platform: "web"``, ``ingested_
   network latency only. ``ingested_at`` is the same instant.
 
 UTM values are lower-cased (EVENTS.md) and an empty referrer becomes null, whatever the
-client did. Validation is ``ingest.events.decode_event``, so the collector accepts exactly
+client did. Page URLs (``url``) lose their ``#fragment`` and every query parameter but the
+``utm_*`` ones (EVENTS.md r2: tokens in query strings are personal data); the snippet does the
+same before sending, and the collector does it again for clients that do not. A client that
+says it is automated (``"automated": true``, the snippet's ``navigator.webdriver``) is
+reported by ``parse_request`` so the collector can drop the request as bot traffic. Validation is ``ingest.events.decode_event``, so the collector accepts exactly
 what the processors accept; a request is accepted or refused as a whole.
 """
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -90,7 +95,27 @@ def _required_str(item: dict[str, Any], field: str, index: int | None) -> str:
     return value
 
 
+def page_url(url: str) -> str:
+    """``url`` without its fragment and with only its ``utm_*`` query parameters (in order).
+
+    Anything that is not an http(s) URL is returned as it is (validation refuses it)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.scheme.lower() not in ("http", "https"):
+        return url
+    if not parts.fragment and not parts.query and "#" not in url:
+        return url
+    # Raw segments, not re-encoded: a kept parameter keeps its exact bytes.
+    kept = [p for p in parts.query.split("&") if p.split("=", 1)[0].lower().startswith("utm_")]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), ""))
+
+
 def _normalise(item: dict[str, Any]) -> None:
+    url = item.get("url")
+    if isinstance(url, str):
+        item["url"] = page_url(url)
     utm = item.get("utm")
     if isinstance(utm, dict):
         for key, value in utm.items():
@@ -158,6 +183,15 @@ def receive_ts(now: float) -> str:
 
 def parse_body(body: bytes, now: float, *, max_batch: int) -> list[WebEvent]:
     """A request body → canonical events stamped with the receive time ``now``."""
+    return parse_request(body, now, max_batch=max_batch)[0]
+
+
+def _automated(item: object) -> bool:
+    return isinstance(item, dict) and item.pop("automated", None) is True
+
+
+def parse_request(body: bytes, now: float, *, max_batch: int) -> tuple[list[WebEvent], bool]:
+    """``parse_body``, and whether any object of it says its browser is automated."""
     if not body.strip():
         raise Rejection(400, "invalid_json", "empty body: expected a JSON object or a list of them")
     try:
@@ -170,9 +204,11 @@ def parse_body(body: bytes, now: float, *, max_batch: int) -> list[WebEvent]:
         raise Rejection(400, "invalid_json", "JSON nested too deeply") from None
     ts = receive_ts(now)
     if not isinstance(obj, list):
-        return [to_event(obj, ts)]
+        automated = _automated(obj)
+        return [to_event(obj, ts)], automated
     if not obj:
         raise Rejection(400, "invalid_json", "empty batch: expected at least one event")
     if len(obj) > max_batch:
         raise Rejection(413, "too_large", f"batch of {len(obj)} events, limit {max_batch}")
-    return [to_event(item, ts, i) for i, item in enumerate(obj)]
+    automated = any([_automated(item) for item in obj])  # a list: every flag is popped
+    return [to_event(item, ts, i) for i, item in enumerate(obj)], automated

@@ -2,7 +2,9 @@
  * <script defer src="https://collector.example/ripple.js" data-site="acme.com"></script>
  * Share buttons: <a data-ripple-share="bluesky" href="...">; conversions:
  * ripple('conversion', {goal: 'signup', value: 0}). The session id is random, kept in
- * sessionStorage (one tab, gone when it closes); never a cookie, never derived from the IP. */
+ * sessionStorage (one tab, gone when it closes); never a cookie, never derived from the IP.
+ * URLs are sent without their #fragment and with only their utm_* query parameters (tokens
+ * in query strings are personal data); an automated browser (navigator.webdriver) says so. */
 (function (w, d) {
   "use strict";
   var script = d.currentScript || d.querySelector("script[data-site][src*='ripple.js']");
@@ -32,11 +34,24 @@
     }
   }
 
+  function pageUrl(href) {
+    try {
+      var u = new URL(href, location.href), kept = [];
+      u.search.replace(/^\?/, "").split("&").forEach(function (p) {
+        if (p.split("=")[0].toLowerCase().indexOf("utm_") === 0) kept.push(p);
+      });
+      return u.origin + u.pathname + (kept.length ? "?" + kept.join("&") : "");
+    } catch (e) {
+      return String(href).split("#")[0].split("?")[0];
+    }
+  }
+
   function send(ev) {
     ev.site = site;
     ev.session = session();
     ev.nonce = rand(12); // per event: a retried request keeps its ids
-    ev.url = ev.url || location.href;
+    ev.url = pageUrl(ev.url || location.href);
+    if (navigator.webdriver) ev.automated = true; // the collector keeps it out as a bot
     var body = JSON.stringify(ev);
     try { // text/plain: a CORS-safelisted type, so no preflight
       if (navigator.sendBeacon && navigator.sendBeacon(endpoint, body)) return;
@@ -61,8 +76,9 @@
     if (url === lastUrl) return; // replaceState to the same page, hash changes
     var previous = lastUrl;
     lastUrl = url;
+    // The previous page of this site is a page URL too: cleaned like one.
     send({ kind: "pageview", url: location.href,
-      referrer: (previous === null ? referrer : previous) || null, utm: utm(location.search) });
+      referrer: (previous === null ? referrer : pageUrl(previous)) || null, utm: utm(location.search) });
   }
 
   // Single-page apps: later views have the previous page as their referrer.

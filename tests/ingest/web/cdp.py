@@ -2,6 +2,13 @@
 
 Debian's ``chromium`` only (no browser download): started with a fresh profile and
 ``--remote-debugging-port=0``; the port it picked is read from ``DevToolsActivePort``.
+
+Headless Chromium says ``HeadlessChrome`` in its User-Agent, which the collector drops as a
+crawler's; the pages of the browser tests therefore send a desktop Chromium's User-Agent
+(``--user-agent``) unless a test asks for the real headless one. A Chromium driven over the
+DevTools port has ``navigator.webdriver`` true (checked: Debian's 156), which the snippet
+reports as automated; the normal pages turn that off with
+``--disable-blink-features=AutomationControlled`` (the tests check it is false).
 """
 
 from __future__ import annotations
@@ -32,6 +39,13 @@ CHROMIUM_FLAGS = (
     "--no-default-browser-check",
     "--remote-debugging-address=127.0.0.1",
     "--remote-debugging-port=0",
+)
+
+
+# What Debian's chromium sends when it is not headless (its version in the tests' era).
+DESKTOP_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/156.0.0.0 Safari/537.36"
 )
 
 
@@ -86,15 +100,27 @@ class CDPSession:
 
 
 @asynccontextmanager
-async def chromium_page(profile: Path) -> AsyncIterator[CDPSession]:
-    """A headless Chromium with one page, driven over CDP; the browser is stopped after."""
+async def chromium_page(
+    profile: Path, *, user_agent: str | None = DESKTOP_UA, automated: bool = False
+) -> AsyncIterator[CDPSession]:
+    """A headless Chromium with one page, driven over CDP; the browser is stopped after.
+
+    ``user_agent=None`` keeps Chromium's own (``HeadlessChrome``); ``automated=True`` leaves
+    ``navigator.webdriver`` true, as automation makes it."""
     binary = chromium_binary()
     if binary is None:
         raise RuntimeError("chromium is not installed (make setup installs Debian's chromium)")
     profile.mkdir(parents=True, exist_ok=True)
     log = open(profile.parent / "chromium.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        [
+            binary,
+            *CHROMIUM_FLAGS,
+            *(() if automated else ("--disable-blink-features=AutomationControlled",)),
+            *([f"--user-agent={user_agent}"] if user_agent else []),
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -25,6 +25,18 @@ REPO = Path(__file__).resolve().parents[3]
 
 SITE = "acme.com"
 ORIGIN = "https://www.acme.com"
+# Real browsers' User-Agent strings (httpx's own, python-httpx/x, is a crawler's to the
+# collector, which answers it 204 and keeps nothing).
+FIREFOX_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+CHROME_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+SAFARI_UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Safari/605.1.15"
+)
+BROWSER = {"user-agent": FIREFOX_UA}
 
 
 def config_text(

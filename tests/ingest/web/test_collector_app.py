@@ -16,7 +16,7 @@ from ingest.web.server import create_app
 from ingest.web.sink import DeadLetter, Delivery
 from ingest.web.wire import event_id
 
-from .helpers import ORIGIN, SITE, MemorySink, make_config
+from .helpers import BROWSER, ORIGIN, SITE, MemorySink, make_config
 
 CLIENT_IP = "203.0.113.77"
 
@@ -41,7 +41,9 @@ def sink() -> MemorySink:
 async def client(tmp_path: Path, sink: MemorySink) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_config(tmp_path, rate_per_second=5.0, rate_burst=10), sink)
     transport = httpx.ASGITransport(app=app, client=(CLIENT_IP, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://collector") as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://collector", headers=BROWSER
+    ) as c:
         yield c
 
 
@@ -112,13 +114,17 @@ async def test_rate_limit_per_client(
     assert r.headers["access-control-allow-origin"] == ORIGIN
     # Another client is not affected.
     other = httpx.ASGITransport(app=client._transport.app, client=("198.51.100.1", 1))  # type: ignore[attr-defined]
-    async with httpx.AsyncClient(transport=other, base_url="http://collector") as c2:
+    async with httpx.AsyncClient(
+        transport=other, base_url="http://collector", headers=BROWSER
+    ) as c2:
         assert (await post(c2, event("other"))).status_code == 200
 
 
 async def test_a_batch_costs_one_token_per_event(tmp_path: Path, sink: MemorySink) -> None:
     app = create_app(make_config(tmp_path, rate_per_second=0.01, rate_burst=10), sink)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://c", headers=BROWSER
+    ) as c:
         assert (await post(c, [event(str(i)) for i in range(8)])).status_code == 200
         assert (await post(c, [event(str(i)) for i in range(8, 12)])).status_code == 429
         assert (await post(c, event("x"))).status_code == 200

@@ -15,7 +15,7 @@ import pytest
 from ingest.producer import DLQ_REASON, DLQ_SOURCE
 from ingest.web.wire import event_id
 
-from .helpers import ORIGIN, SITE, read_topic, run_collector
+from .helpers import BROWSER, ORIGIN, SITE, read_topic, run_collector
 
 pytestmark = pytest.mark.integration
 
@@ -212,7 +212,7 @@ async def test_bad_requests_get_clear_errors_and_dead_letters(
     assert len(CASES) >= 20
     stack.create_topics(f"{namespace}.events", f"{namespace}.dlq", partitions=3)
     with run_collector(tmp_path, stack.bootstrap, namespace) as collector:
-        async with httpx.AsyncClient(base_url=collector.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=collector.url, timeout=30, headers=BROWSER) as client:
             for case in CASES:
                 headers = (
                     {"origin": ORIGIN, "content-type": "text/plain"}

@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from .cdp import CDPSession, chromium_page
+from .cdp import DESKTOP_UA, CDPSession, chromium_page
 from .helpers import SITE, read_topic, run_collector
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -87,7 +88,9 @@ async def test_snippet_in_chromium_sends_the_canonical_events(
         run_collector(tmp_path, stack.bootstrap, namespace) as collector,
         serve_page(PAGE.format(collector=collector.url, site=SITE)) as site_url,
     ):
-        landing = f"{site_url}/shoes?utm_source=bsky&utm_medium=social&utm_campaign=BF2026#top"
+        utms = "utm_source=bsky&utm_medium=social&utm_campaign=BF2026"
+        # A token in the query and a fragment: neither may reach Kafka (EVENTS.md r2).
+        landing = f"{site_url}/shoes?{utms}&token=s3cr3t#top"
         async with chromium_page(tmp_path / "profile") as page:
             await page.send("Page.enable")
             await page.send("Network.enable")
@@ -96,6 +99,8 @@ async def test_snippet_in_chromium_sends_the_canonical_events(
             )
             await page.wait_event("Page.loadEventFired")
             await wait_for(page, "typeof window.ripple === 'function'")
+            assert await page.evaluate("navigator.webdriver") is False
+            assert "HeadlessChrome" not in await page.evaluate("navigator.userAgent")
             assert await page.evaluate("document.referrer") == REFERRER
             session = await page.evaluate("sessionStorage.getItem('ripple_session')")
             assert session and len(session) == 32
@@ -121,7 +126,7 @@ async def test_snippet_in_chromium_sends_the_canonical_events(
     assert sorted(by_kind) == ["conversion", "pageview", "share_click"], events
     assert len(events) == 4, events
 
-    landing_url = landing  # location.href, hash included
+    landing_url = f"{site_url}/shoes?{utms}"  # no fragment, no token
     first, spa = sorted(by_kind["pageview"], key=lambda e: e["url"] != landing_url)
     for e in events:
         assert e["v"] == 1 and e["platform"] == "web" and e["site"] == SITE
@@ -147,7 +152,7 @@ async def test_snippet_in_chromium_sends_the_canonical_events(
     assert conversion["goal"] == "signup" and conversion["value"] == 49.5
 
     assert spa["url"] == f"{site_url}/checkout"
-    assert spa["referrer"] == landing_url.split("#")[0]
+    assert spa["referrer"] == landing_url  # the previous page of the site: cleaned too
     assert spa["utm"] == {
         "source": None,
         "medium": None,
@@ -158,3 +163,52 @@ async def test_snippet_in_chromium_sends_the_canonical_events(
 
     # Web events of one session share a key, so they stay in order in one partition.
     assert len({r.key for r in records}) == 1 and records[0].key == f"{SITE}|{session}".encode()
+
+
+def bot_count(metrics_text: str, site: str = SITE) -> float:
+    prefix = f'ripple_collector_bot_requests_total{{site="{site}"}} '
+    return sum(
+        float(line[len(prefix) :]) for line in metrics_text.splitlines() if line.startswith(prefix)
+    )
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "automated"),
+    [
+        pytest.param(None, False, id="HeadlessChrome-user-agent"),
+        pytest.param(DESKTOP_UA, True, id="navigator.webdriver"),
+    ],
+)
+async def test_bot_browsers_reach_nothing(
+    tmp_path: Path, stack: Any, namespace: str, user_agent: str | None, automated: bool
+) -> None:
+    """A real headless Chromium, once with its own User-Agent and once automated (a desktop
+    User-Agent but ``navigator.webdriver``): answered 204, counted, nothing in Kafka."""
+    stack.create_topics(f"{namespace}.events", f"{namespace}.dlq", partitions=3)
+    with (
+        run_collector(tmp_path, stack.bootstrap, namespace) as collector,
+        serve_page(PAGE.format(collector=collector.url, site=SITE)) as site_url,
+    ):
+        async with chromium_page(
+            tmp_path / "profile", user_agent=user_agent, automated=automated
+        ) as page:
+            await page.send("Page.enable")
+            await page.send("Network.enable")
+            await page.send("Page.navigate", url=f"{site_url}/shoes")
+            await page.wait_event("Page.loadEventFired")
+            await wait_for(page, "typeof window.ripple === 'function'")
+            webdriver = await page.evaluate("navigator.webdriver")
+            assert webdriver is automated, webdriver
+            await page.evaluate("ripple('conversion', {goal: 'signup', value: 1})")
+            # The pageview and the conversion: both counted as bot requests (answered 204;
+            # a cross-origin beacon's status is not visible to the page).
+            count = 0.0
+            async with httpx.AsyncClient() as client:
+                for _ in range(150):
+                    count = bot_count((await client.get(collector.url + "/metrics")).text)
+                    if count >= 2:
+                        break
+                    await asyncio.sleep(0.1)
+            assert count == 2
+    for topic in (f"{namespace}.events", f"{namespace}.dlq"):
+        assert await read_topic(stack.bootstrap, topic, settle=2) == []

@@ -18,7 +18,7 @@ import pytest
 
 from ingest.web.wire import event_id
 
-from .helpers import ORIGIN, SITE, read_topic, run_collector
+from .helpers import BROWSER, ORIGIN, SITE, read_topic, run_collector
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,9 @@ async def test_outage_loses_nothing_and_duplicates_nothing(
     settings: dict[str, Any] = {"rate_per_second": 1_000_000.0, "rate_burst": 1_000_000}
     try:
         with run_collector(tmp_path, stack.bootstrap, namespace, **settings) as collector:
-            async with httpx.AsyncClient(base_url=collector.url, timeout=60) as client:
+            async with httpx.AsyncClient(
+                base_url=collector.url, timeout=60, headers=BROWSER
+            ) as client:
                 await post_range(client, range(0, 1500), statuses)
                 # The broker goes away while requests keep coming.
                 await asyncio.gather(

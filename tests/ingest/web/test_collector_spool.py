@@ -40,6 +40,7 @@ def test_frames_come_back_in_order_and_commit_empties_the_file(tmp_path: Path) -
         sp.commit(6)
         assert sp.pending == 0 and sp.pending_bytes == 0
         assert path.stat().st_size == 0  # truncated once everything is delivered
+        assert sp.file_bytes == 0
         sp.append(b"again")
         assert [p for _, p in sp.read()] == [b"again"]
 
