@@ -165,3 +165,16 @@ def test_compaction_bounds_the_file_and_keeps_order_and_offsets(tmp_path: Path) 
         assert [p for _, p in again.read(max_frames=1000)] == rest
     assert rest == [payload + str(i).encode() for i in range(n - 200, n)]
     assert path.stat().st_size >= HEADER_BYTES
+
+
+def test_metrics_port_serves_metrics_and_the_public_port_does_not(tmp_path: Path) -> None:
+    from .helpers import free_port, run_collector
+
+    port = free_port()
+    with run_collector(
+        tmp_path, "127.0.0.1:9", "ripple", wait_healthy=False, metrics_port=port
+    ) as c:
+        assert httpx.get(c.url + "/metrics", timeout=5).status_code == 404
+        r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert r.status_code == 200 and "ripple_collector_spooled_events" in r.text
+        assert httpx.get(c.url + "/healthz", timeout=5).status_code == 200  # degraded, up
