@@ -13,7 +13,6 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -52,6 +51,7 @@ MAX_COUNT = 10**12  # followers and conversion values
 MAX_SESSION_CHARS = 128
 DEFAULT_MAX_FUTURE_SECONDS = 300.0
 _IPV4_LIKE = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}\Z")
+_HTTP_URL = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 _EMAIL_LIKE = re.compile(r"[^@]+@[^@.]+(?:\.[^@.]+)+\Z")
 
 
@@ -238,6 +238,8 @@ def _reason_of(msg: str) -> str:
         return "unknown_platform"
     if "Object contains unknown field" in msg:
         return "unknown_field"
+    if msg.startswith("Expected") and msg.endswith(("`$.ts`", "`$.ingested_at`")):
+        return "invalid_ts"  # a number or null is not YYYY-MM-DDTHH:MM:SS[.fraction]Z either
     if msg.startswith("Number out of range") and "$.value" in msg:
         return "out_of_range"  # a conversion value beyond a double (1e999)
     if (
@@ -333,10 +335,8 @@ def check_bounds(ev: Event, max_future: float = DEFAULT_MAX_FUTURE_SECONDS) -> f
 
 
 def _http_url(url: str) -> bool:
-    try:
-        return urlsplit(url).scheme in ("http", "https")
-    except ValueError:
-        return False
+    """``http://`` or ``https://`` (any case) followed by a host: ``https:/x`` is no URL."""
+    return _HTTP_URL.match(url) is not None
 
 
 def session_problem(session: str) -> str | None:

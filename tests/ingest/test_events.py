@@ -282,7 +282,7 @@ INVALID = [
     ("ts not rfc3339", _with(PAGEVIEW, ts="20 Nov 2026"), "invalid_ts", "$.ts"),
     ("ts without offset", _with(PAGEVIEW, ts="2026-11-20T10:15:03"), "invalid_ts", "$.ts"),
     ("ts month 13", _with(PAGEVIEW, ts="2026-13-20T10:15:03Z"), "invalid_ts", "month"),
-    ("ts a number", _with(PAGEVIEW, ts=1763633703), "wrong_type", "$.ts"),
+    ("ts a number", _with(PAGEVIEW, ts=1763633703), "invalid_ts", "$.ts"),
     ("post without author", _with(POST, author=_DROP), "missing_field", "`author`"),
     ("author without id", _with(POST, author={"handle": "x"}), "missing_field", "`id`"),
     (
@@ -377,6 +377,8 @@ BOUNDS = [
     ("id without prefix", _with(PAGEVIEW, id="abc"), "wrong_platform", "web:"),
     ("javascript url", _with(PAGEVIEW, url="javascript:alert(1)"), "invalid_url", "$.url"),
     ("relative url", _with(PAGEVIEW, url="/p/1"), "invalid_url", "$.url"),
+    ("https with one slash", _with(PAGEVIEW, url="https:/acme.com/"), "invalid_url", "$.url"),
+    ("https without a host", _with(PAGEVIEW, url="https:///p/1"), "invalid_url", "$.url"),
     (
         "ftp url",
         _with(PAGEVIEW, kind="share_click", network="x", url="ftp://acme.com/"),
