@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dashboards.config import CONFIG, Config
-from dashboards.rules import DROPS
+from dashboards.rules import DETECTORS
 
 
 def _q(name: str, op: str, value: str) -> str:
@@ -21,9 +21,10 @@ def _q(name: str, op: str, value: str) -> str:
 
 def config(cfg: Config = CONFIG) -> dict[str, object]:
     am = cfg.alertmanager
-    platform_drops = "|".join(d.alert for d in DROPS if "platform" in d.labels)
-    site_drops = "|".join(d.alert for d in DROPS if "platform" not in d.labels)
-    all_drops = "|".join(d.alert for d in DROPS)
+    drops = [d.alert for d in DETECTORS if d.alert.kind == "drop"]
+    platform_drops = "|".join(a.name for a in drops if a.stall_platform is None)
+    site_drops = "|".join(a.name for a in drops if a.stall_platform is not None)
+    all_drops = "|".join(a.name for a in drops)
     return {
         "route": {
             "receiver": am.default_receiver,

@@ -1,13 +1,18 @@
 """Prometheus alerting rules; they read the series ``dashboards.rules`` records.
 
-Drop alerts (METRICS.md "Engagement drops") fire when the last 15 minutes fall below
-``fire_ratio`` of the baseline and the baseline is at least ``baseline_floor``. They resolve
-only when the ratio is back above ``resolve_ratio``: Prometheus 2.42 has no
-``keep_firing_for``, so the hysteresis is in the expression itself: a label set whose alert is
-already firing (``ALERTS{alertstate="firing"}``, written by the previous evaluation) keeps it
-while the ratio stays at or below ``resolve_ratio``. No drop alert fires for a platform whose
-ingestion stalled (``unless on (platform)`` the stalled sources); Alertmanager inhibits them
-too (``deploy/alertmanager.yml``).
+The four alerts of METRICS.md "Spikes and drops" come from ``processors.metrics.ALERTS`` (one
+``AlertDef`` each, the same table the stream detector reads), with their factor, floor and
+resolve factor from ``Config.rules`` (``[alerts.<name>]`` of a TOML). At each evaluation x is
+the increase over the last 15 minutes and B the baseline (``dashboards.rules.Detector``):
+
+- a drop fires when x < factor * B and B >= floor; a spike when x >= factor * B and x >= floor;
+- hysteresis: Prometheus 2.42 has no ``keep_firing_for``, so it is in the expression itself:
+  a label set whose alert is already firing (``ALERTS{alertstate="firing"}``, written by the
+  previous evaluation) keeps it while a drop's x <= resolve * B (or B is 0: "a firing drop
+  resolves only where B > 0") and while a spike's x >= resolve * B;
+- drops are held back while their platform was stalled at any point of the last window
+  (``unless on (platform)`` the stalled sources; ``web`` for SocialReferralDrop); spikes never
+  are. Alertmanager inhibits them too (``deploy/alertmanager.yml``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dashboards.config import CONFIG, Config
-from dashboards.promql import NS, by, selector_body
-from dashboards.rules import DROPS, LAG, NEWEST_AGE, STALLED, Drop, Group
+from dashboards.promql import NS, by, duration, seconds, selector_body
+from dashboards.rules import DETECTORS, LAG, NEWEST_AGE, STALLED, Detector, Group
 from ingest.metricdefs import INGEST_DEAD_LETTERS
 from processors.metrics import PROC_DEAD_LETTERS
 
@@ -31,6 +36,7 @@ class Alert:
     runbook_url: str
     for_: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)  # beyond the three every alert has
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"alert": self.alert, "expr": self.expr}
@@ -41,6 +47,7 @@ class Alert:
             "summary": self.summary,
             "description": self.description,
             "runbook_url": self.runbook_url,
+            **self.annotations,
         }
         return out
 
@@ -54,36 +61,88 @@ def _pct(x: float) -> str:
     return f"{x * 100:g}%"
 
 
-def drop_alert(drop: Drop, cfg: Config = CONFIG) -> Alert:
-    d = cfg.drop
-    k = by(drop.keys())
-    firing = selector_body({"alertname": drop.alert, "alertstate": "firing"})
-    held = f"({drop.ratio(cfg)} <= {d.resolve_ratio} and on ({k}) ALERTS{firing})"
-    fires = f"({drop.ratio(cfg)} < {d.fire_ratio} and on ({k}) {drop.baseline(cfg)} >= {d.baseline_floor:g})"
-    hold = d.hold_stale_seconds
-    if "platform" in drop.labels:
-        not_stalled = f"unless on (platform) ({NEWEST_AGE} > {hold})"
-        where = "{{ $labels.brand }} on {{ $labels.platform }}"
+def _query_value(record: str, labels: tuple[str, ...]) -> str:
+    """Template text: the value of ``record`` for the alert's label set (0 when absent)."""
+    matchers = ", ".join(f"{lbl}=%q" for lbl in labels)
+    args = " ".join(f"$labels.{lbl}" for lbl in labels)
+    return (
+        f'{{{{ with printf "{record}{{{matchers}}}" {args} | query }}}}'
+        "{{ . | first | value | humanize }}{{ else }}0{{ end }}"
+    )
+
+
+def _template(text: str, labels: tuple[str, ...], factor: float) -> str:
+    """An AlertDef summary (``{brand}``, ``{factor:g}`` placeholders) as a Prometheus template."""
+    return text.format(**{lbl: f"{{{{ $labels.{lbl} }}}}" for lbl in labels}, factor=factor)
+
+
+def dashboard_link(det: Detector, cfg: Config = CONFIG) -> str:
+    """The board of the alert's series, variables set to its labels (panel: the detector's)."""
+    board = "smm" if "brand" in det.labels else "smo"
+    uid = cfg.grafana.uid(board)
+    q = "&".join(
+        f"var-{lbl}={{{{ $labels.{lbl} }}}}" for lbl in (NS, *det.labels) if lbl != "network"
+    )
+    return f"{cfg.notifications.grafana_url.rstrip('/')}/d/{uid}?{q}"
+
+
+def _not_stalled(det: Detector, cfg: Config) -> str:
+    # Stalled at any point in (T-15m, T]: Prometheus 2.x ranges include their start, so the
+    # range is a second shorter than the window.
+    hold, window = cfg.baseline.hold_stale_seconds, duration(seconds(cfg.baseline.window) - 1)
+    if det.alert.stall_platform is None:
+        return f"unless on (platform) (max_over_time({NEWEST_AGE}[{window}]) > {hold})"
+    web = selector_body({"platform": det.alert.stall_platform})
+    return f"unless on () (max_over_time({NEWEST_AGE}{web}[{window}]) > {hold})"
+
+
+def table_alert(det: Detector, cfg: Config = CONFIG) -> Alert:
+    """One alert of the rule table (METRICS.md "Spikes and drops") as a Prometheus rule."""
+    a = det.alert
+    factor, floor, resolve = cfg.rule(a.name)
+    k = by(det.keys())
+    x, b, ratio = det.current(cfg), det.baseline(cfg), det.ratio(cfg)
+    firing = f"ALERTS{selector_body({'alertname': a.name, 'alertstate': 'firing'})}"
+    window = cfg.baseline.window
+    if a.kind == "drop":
+        fires = f"({ratio} < {factor:g} and on ({k}) {b} >= {floor:g})"
+        held = f"({ratio} <= {resolve:g} and on ({k}) {firing})"
+        # B = 0: there is no ratio, and a firing drop resolves only where B > 0.
+        zero = f"((0 * {b} unless on ({k}) {b} > 0) and on ({k}) {firing})"
+        expr = f"(\n  {fires}\n  or\n  {held}\n  or\n  {zero}\n)\n{_not_stalled(det, cfg)}"
+        rule = (
+            f"Fires below {_pct(factor)} of the baseline when the baseline is at least {floor:g};"
+            f" resolves above {_pct(resolve)}; held back while the platform's ingestion is stalled."
+        )
     else:
-        # Website metrics come through the collector: its stall holds these back.
-        web = selector_body({"platform": cfg.stall.web_source})
-        not_stalled = f"unless on () ({NEWEST_AGE}{web} > {hold})"
-        where = "{{ $labels.site }} from {{ $labels.network }}"
-    window = d.window
-    noun = drop.noun[0].upper() + drop.noun[1:]
+        fires = f"({x} >= {factor:g} * {b} and {x} >= {floor:g})"
+        held = f"(({x} or 0 * {b}) >= {resolve:g} * {b} and on ({k}) {firing})"
+        expr = f"(\n  {fires}\n  or\n  {held}\n)"
+        rule = (
+            f"Fires at {factor:g}x the baseline or more with at least {floor:g} in {window};"
+            f" resolves below {resolve:g}x."
+        )
+    labels = det.keys()
+    value = _query_value(x, labels)
+    baseline = _query_value(b, labels)
+    series = a.series.replace("_", " ") + "".join(f" ({v})" for _, v in a.match)
     return Alert(
-        alert=drop.alert,
-        expr=f"(\n  {fires}\n  or\n  {held}\n)\n{not_stalled}",
-        summary=f"{noun} for {where} dropped to {{{{ $value | humanizePercentage }}}} of baseline",
+        alert=a.name,
+        expr=expr,
+        summary=_template(a.summary, det.labels, factor),
         description=(
-            f"{noun} in the last {window} are {{{{ $value | humanizePercentage }}}} of the baseline"
-            f" (the same {window} window {d.seasonal_offset} earlier, or else the mean per {window}"
-            f" over the {d.trailing_range} before it). Fires below {_pct(d.fire_ratio)} when the baseline"
-            f" is at least {d.baseline_floor:g}; resolves above {_pct(d.resolve_ratio)}."
+            f"{value} {series} in the last {window} against a baseline of {baseline}"
+            f" (the same {window} {cfg.baseline.seasonal_offset} earlier, or else the mean per"
+            f" {window} over the {cfg.baseline.trailing_range} before). {rule}"
             " Namespace {{ $labels.namespace }}."
         ),
-        severity=cfg.severity(drop.alert),
-        runbook_url=runbook(drop.alert, cfg),
+        severity=a.severity,
+        runbook_url=runbook(a.name, cfg),
+        annotations={
+            "value": value,
+            "baseline": baseline,
+            "dashboard_url": dashboard_link(det, cfg),
+        },
     )
 
 
@@ -96,9 +155,10 @@ def ingest_stalled(cfg: Config = CONFIG) -> Alert:
         description=(
             "The newest {{ $labels.source }} event the {{ $labels.stage }} saw is"
             " {{ $value | humanizeDuration }} old, past the stall threshold"
-            f" ({s.threshold_seconds // 60}m unless the source has its own)."
+            f" ({s.threshold_seconds // 60}m unless the source has its own; the processors"
+            " measure event time: behind the stream's newest event)."
             " Drop alerts for platform {{ $labels.platform }} are held back meanwhile"
-            f" (from {cfg.drop.hold_stale_seconds // 60}m without events)."
+            f" (from {cfg.baseline.hold_stale_seconds // 60}m without events)."
         ),
         severity=cfg.severity("IngestStalled"),
         runbook_url=runbook("IngestStalled", cfg),
@@ -171,7 +231,7 @@ def groups(cfg: Config = CONFIG) -> tuple[Group, ...]:
             "ripple-pipeline-alerts",
             (ingest_stalled(cfg), worker_down(cfg), processor_lag(cfg), dead_letters(cfg)),
         ),
-        Group("ripple-drop-alerts", tuple(drop_alert(d, cfg) for d in DROPS)),
+        Group("ripple-table-alerts", tuple(table_alert(d, cfg) for d in DETECTORS)),
     )
 
 

@@ -91,9 +91,13 @@ def check_panel_references(cfg: Config = CONFIG) -> list[str]:
     known = catalogue_series() | BUILTIN_SERIES | rules.recorded_names(cfg)
     values = {**grafana.DEFAULT_VALUES, "namespace": cfg.live_namespace}
     targets = grafana.panel_targets(cfg)
-    return unknown_references(
-        ((f"{t.board}/{t.panel}/{t.ref_id}", t.promql(values)) for t in targets), known
-    )
+    exprs = [(f"{t.board}/{t.panel}/{t.ref_id}", t.promql(values)) for t in targets]
+    exprs += [
+        (f"{b.name}/annotation {a.name}", grafana.substitute(a.expr, values))
+        for b in grafana.boards(cfg)
+        for a in grafana.annotation_specs(b, cfg)
+    ]
+    return unknown_references(exprs, known)
 
 
 def check_variable_references(cfg: Config = CONFIG) -> list[str]:

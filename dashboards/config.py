@@ -7,22 +7,31 @@ change of threshold is one edit followed by ``ripple dashboards generate``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from ingest.config import ALERT_DEFAULTS, NotificationSettings
+from ingest.config import Config as RippleConfig
 
 
 @dataclass(frozen=True)
-class DropConfig:
-    """METRICS.md "Engagement drops", shared by EngagementDrop and its siblings."""
+class CampaignDates:
+    name: str
+    brand: str
+    start: str | None
+    end: str | None
 
-    window: str = "15m"  # engagements in [T-15m, T)
-    fire_ratio: float = 0.5  # fires below half of the baseline
-    resolve_ratio: float = 0.8  # resolves when back above 0.8 of it
-    baseline_floor: float = 20  # and only when the baseline is at least 20
-    seasonal_offset: str = "1w"  # same 15 minutes one week earlier, when the history exists
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """METRICS.md "Spikes and drops": the rule shape all four alerts of ``ALERTS`` share.
+    Their factors, floors and resolve factors are ``Config.rules`` (``[alerts.<name>]``)."""
+
+    window: str = "15m"  # x: the series in [T-15m, T)
+    seasonal_offset: str = "1w"  # B: the same 15 minutes one week earlier, when the history exists
     trailing_range: str = "2h"  # else the mean per 15m over [T-2h15m, T-15m) ...
     trailing_periods: int = 8  # ... = increase over 2h, offset 15m, divided by 8
-    # Held back while the platform's newest event is older than this: a total stop looks like
-    # a drop about 7.5 minutes in, before IngestStalled's own threshold is reached.
+    # A drop is held back while its platform was stalled (no event for this long) at any
+    # point of the last window: a stall is IngestStalled, not a drop.
     hold_stale_seconds: int = 300
 
 
@@ -39,6 +48,11 @@ class StallConfig:
         ("rss", 6 * 3600),
         ("web", 1800),
     )
+    # The processors' age of a source is event time: the stream's watermark minus the
+    # source's newest event (right for paced replays and the demo, where history plays
+    # faster than the clock). Once the watermark has not moved for this long the whole
+    # stream is idle and ages are measured against the clock instead.
+    idle_after: str = "5m"
     # A per-source gauge that was there within this range and is gone now: stalled as well
     # (a restarted worker, or a source that disappeared).
     vanished_within: str = "1h"
@@ -97,16 +111,22 @@ class Config:
     rate_window: str = "5m"  # recorded rates (and the ratios made from them)
     slow_window: str = "1h"  # referral yield and conversion rate: METRICS.md's 1h windows
     runbook_url: str = "dashboards/runbook.md"  # runbook_url = this + "#" + alert anchor
+    # Pipeline alerts; the rule table's severities are in processors.metrics.ALERTS.
     severities: tuple[tuple[str, str], ...] = (
-        ("EngagementDrop", "critical"),
-        ("MentionVolumeDrop", "warning"),
-        ("SocialReferralDrop", "warning"),
         ("IngestStalled", "critical"),
         ("ProcessorLagHigh", "warning"),
         ("DeadLettersHigh", "warning"),
         ("WorkerDown", "critical"),
     )
-    drop: DropConfig = field(default_factory=DropConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    # (factor, floor, resolve) per alert of the rule table: ALERT_DEFAULTS, or a TOML's
+    # [alerts.<name>] through from_ripple_config.
+    rules: tuple[tuple[str, tuple[float, float, float]], ...] = tuple(ALERT_DEFAULTS.items())
+    # [[campaigns]] with a start or an end date: annotations on the SMM and SMO boards.
+    campaigns: tuple[CampaignDates, ...] = ()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    # Where relative secret files live (the stack's state dir).
+    state_dir: str = ".ripple"
     stall: StallConfig = field(default_factory=StallConfig)
     pipeline: PipelineThresholds = field(default_factory=PipelineThresholds)
     alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
@@ -114,6 +134,25 @@ class Config:
 
     def severity(self, alertname: str) -> str:
         return dict(self.severities)[alertname]
+
+    def rule(self, alertname: str) -> tuple[float, float, float]:
+        return dict(self.rules)[alertname]
+
+
+def from_ripple_config(rc: RippleConfig, base: Config | None = None) -> Config:
+    """The generator's configuration with a Ripple TOML's [alerts], [notifications] and
+    campaign dates (``ripple dashboards generate --config F``)."""
+    base = CONFIG if base is None else base
+    return replace(
+        base,
+        live_namespace=rc.kafka.namespace,
+        rules=tuple((name, rc.alert_rule(name)) for name in ALERT_DEFAULTS),
+        campaigns=tuple(
+            CampaignDates(c.name, c.brand, c.start, c.end) for c in rc.campaigns if c.start or c.end
+        ),
+        notifications=rc.notifications,
+        state_dir=rc.stack.state_dir,
+    )
 
 
 CONFIG = Config()

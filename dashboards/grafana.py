@@ -14,21 +14,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from grafana_foundation_sdk.builders import bargauge, common, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import (
+    bargauge,
+    common,
+    prometheus,
+    stat,
+    table,
+    text,
+    timeseries,
+)
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
+from grafana_foundation_sdk.models import text as tm
 
 from dashboards.config import CONFIG, Config
 from dashboards.promql import selector_body
 from dashboards.rules import (
-    DROPS,
+    DETECTORS,
     LAG,
+    NET_SENTIMENT,
     NEWEST_AGE,
     RATIOS,
     WATERMARK_AGE,
+    detector,
     rate_name,
 )
 from ingest.metricdefs import (
@@ -55,18 +66,21 @@ from processors.metrics import (
     SMM_CAMPAIGN_MENTIONS,
     SMM_ENGAGEMENTS,
     SMM_MENTIONS,
+    SMM_MENTIONS_BY_SENTIMENT,
     SMM_POTENTIAL_REACH,
     SMM_RESHARES,
     SMM_UNIQUE_AUTHORS,
     SMO_CAMPAIGN_PAGEVIEWS,
     SMO_PAGEVIEWS,
+    SMO_PAID_SOCIAL_REFERRALS,
     SMO_SHARE_CLICKS,
+    SMO_SOCIAL_CONVERSION_VALUE,
     SMO_SOCIAL_CONVERSIONS,
     SMO_SOCIAL_REFERRALS,
     STREAM_ALERT_FIRING,
 )
 
-PanelKind = Literal["timeseries", "stat", "bargauge", "table"]
+PanelKind = Literal["timeseries", "stat", "bargauge", "table", "text"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class Panel:
     stack: bool = False
     # (value, colour) steps drawn as lines on ratio graphs (e.g. the drop thresholds).
     thresholds: tuple[tuple[float, str], ...] = ()
+    content: str = ""  # text panels (Markdown)
 
 
 @dataclass(frozen=True)
@@ -158,6 +173,37 @@ def _stat(title: str, description: str, expr: str, unit: str = "short") -> Panel
     return Panel("stat", title, description, (Query(expr, instant=True),), unit, width=4, height=4)
 
 
+def _rule_lines(name: str, cfg: Config) -> tuple[tuple[float, str], ...]:
+    """Fire (red) and resolve (green) factors of a rule-table alert, for its ratio graph."""
+    factor, _, resolve = cfg.rule(name)
+    return tuple(sorted(((factor, "red"), (resolve, "green"))))
+
+
+def _rule_text(name: str, cfg: Config) -> str:
+    factor, floor, resolve = cfg.rule(name)
+    if detector(name).alert.kind == "drop":
+        return f"{name}: fires under {factor:g} (baseline at least {floor:g}), resolves above {resolve:g}."
+    return f"{name}: fires at {factor:g} or more (at least {floor:g} in the window), resolves under {resolve:g}."
+
+
+def _sentiment(label: str, sel: str, by: str, cfg: Config) -> str:
+    rate = rate_name(SMM_MENTIONS_BY_SENTIMENT, ("brand", "platform", "sentiment"), cfg.rate_window)
+    return f'sum by ({by}) ({rate}{sel[:-1]}, sentiment="{label}"}})'
+
+
+def _net(pos: str, neg: str) -> str:
+    """(positive - negative) / (positive + negative), absent where that sum is 0."""
+    p, n = f"({pos} or 0 * {neg})", f"({neg} or 0 * {pos})"
+    return f"({p} - {n}) / (({p} + {n}) > 0)"
+
+
+TOP_LISTS_TEXT = """\
+**Top posts, authors and links this hour** are not Prometheus series: post ids, author
+ids and URLs are never labels (METRICS.md). They are rows of the results
+(`top_posts`, `top_authors`, `top_links`, 1h windows, ten ranks per brand and platform) in
+`<namespace>.results` and in a replay's results file; `ripple report` shows them."""
+
+
 # --- SMM -----------------------------------------------------------------------------------
 
 
@@ -180,10 +226,27 @@ def smm_board(cfg: Config = CONFIG) -> Board:
         return _quotient(_total(num, sel, by), _total(den, sel, by))
 
     sov_total = f"sum ({_rate(SMM_MENTIONS, bp, all_brands, cfg)})"
-    drop_eng = next(d for d in DROPS if d.metric is SMM_ENGAGEMENTS)
-    drop_men = next(d for d in DROPS if d.metric is SMM_MENTIONS)
-    drop_lines = ((cfg.drop.fire_ratio, "red"), (cfg.drop.resolve_ratio, "green"))
-    drop_alerts = "|".join(d.alert for d in (drop_eng, drop_men))
+    eng, men, neg = (
+        detector(n) for n in ("EngagementDrop", "MentionSpike", "NegativeSentimentSpike")
+    )
+    brand_alerts = "|".join(d.name for d in DETECTORS if "brand" in d.labels)
+    pos_b, neg_b = (
+        _sentiment("positive", sel, "brand", cfg),
+        _sentiment("negative", sel, "brand", cfg),
+    )
+    sentiments = selector_body(
+        {
+            "namespace": ns,
+            "brand": "=~$brand",
+            "platform": "=~$platform",
+            "sentiment": "=~positive|negative|neutral",
+        }
+    )
+    sent_rate = rate_name(
+        SMM_MENTIONS_BY_SENTIMENT, ("brand", "platform", "sentiment"), cfg.rate_window
+    )
+    pos_r = _total(SMM_MENTIONS_BY_SENTIMENT, sel[:-1] + ', sentiment="positive"}', "brand")
+    neg_r = _total(SMM_MENTIONS_BY_SENTIMENT, sel[:-1] + ', sentiment="negative"}', "brand")
     return Board(
         name="smm",
         title="Ripple · SMM (brands)",
@@ -243,17 +306,30 @@ def smm_board(cfg: Config = CONFIG) -> Board:
                 _ts("Campaign mentions per minute", SMM_CAMPAIGN_MENTIONS.help,
                     Query(f"{_rate(SMM_CAMPAIGN_MENTIONS, ('campaign', 'platform'), all_brands, cfg)}{PER_MIN}", "{{campaign}} · {{platform}}"), width=16),
             )),
-            Row("Drops (EngagementDrop, MentionVolumeDrop)", (
-                _ts("Engagements: last 15m and baseline", "The drop detector's inputs: engagements in the last window and the baseline (a week earlier, else the trailing mean).",
-                    Query(f"{drop_eng.current(cfg)}{sel}", "{{brand}} · {{platform}} last " + cfg.drop.window),
-                    Query(f"{drop_eng.baseline(cfg)}{sel}", "{{brand}} · {{platform}} baseline")),
-                _ts("Engagements / baseline", f"Fires under {cfg.drop.fire_ratio:g} (baseline at least {cfg.drop.baseline_floor:g}), resolves above {cfg.drop.resolve_ratio:g}.",
-                    Query(f"{drop_eng.ratio(cfg)}{sel}", "{{brand}} · {{platform}}"), unit="percentunit", thresholds=drop_lines),
-                _ts("Mentions / baseline", f"Fires under {cfg.drop.fire_ratio:g} (baseline at least {cfg.drop.baseline_floor:g}), resolves above {cfg.drop.resolve_ratio:g}.",
-                    Query(f"{drop_men.ratio(cfg)}{sel}", "{{brand}} · {{platform}}"), unit="percentunit", thresholds=drop_lines),
-                _ts("Drop alerts firing", "Prometheus drop alerts (wall clock) and stream-side alerts (event time).",
-                    Query(f'count by (alertname) (ALERTS{selector_body({"alertstate": "firing", "alertname": "=~" + drop_alerts, "namespace": ns})}) or on () vector(0)', "{{alertname}} (Prometheus)"),
-                    Query(f"sum by (alertname) ({STREAM_ALERT_FIRING.name}{selector_body({'namespace': ns})})", "{{alertname}} (stream)")),
+            Row("Sentiment", (
+                _ts("Net sentiment per brand", "(positive - negative) / (positive + negative) posts mentioning each brand (VADER), competitors side by side.",
+                    Query(_net(pos_b, neg_b), "{{brand}}"), unit="percentunit"),
+                _ts("Mentions by sentiment per minute", f"{SMM_MENTIONS_BY_SENTIMENT.help} Positive, negative and neutral, stacked.",
+                    Query(f"sum by (sentiment) ({sent_rate}{sentiments}){PER_MIN}", "{{sentiment}}"), stack=True),
+                _ts("Net sentiment by platform", "Recorded net sentiment per brand and platform.",
+                    Query(f"{NET_SENTIMENT}{cfg.rate_window}{sel}", "{{brand}} · {{platform}}"), unit="percentunit", width=8),
+                Panel("bargauge", "Net sentiment over the range", "Net sentiment of each brand from the sums over the selected range.",
+                      (Query(_net(pos_r, neg_r), "{{brand}}", instant=True),), unit="percentunit", width=8),
+                Panel("text", "Top posts, authors and links", "Where the top lists are.", (), width=8, content=TOP_LISTS_TEXT),
+            )),
+            Row("Alerts (EngagementDrop, MentionSpike, NegativeSentimentSpike)", (
+                _ts("Engagements: last 15m and baseline", "The detector's inputs: engagements in the last window and the baseline (a week earlier, else the trailing mean).",
+                    Query(f"{eng.current(cfg)}{sel}", "{{brand}} · {{platform}} last " + cfg.baseline.window),
+                    Query(f"{eng.baseline(cfg)}{sel}", "{{brand}} · {{platform}} baseline")),
+                _ts("Engagements / baseline", _rule_text(eng.name, cfg),
+                    Query(f"{eng.ratio(cfg)}{sel}", "{{brand}} · {{platform}}"), unit="percentunit", thresholds=_rule_lines(eng.name, cfg)),
+                _ts("Mentions / baseline", _rule_text(men.name, cfg),
+                    Query(f"{men.ratio(cfg)}{sel}", "{{brand}} · {{platform}}"), unit="percentunit", thresholds=_rule_lines(men.name, cfg)),
+                _ts("Negative mentions / baseline", _rule_text(neg.name, cfg),
+                    Query(f"{neg.ratio(cfg)}{sel}", "{{brand}} · {{platform}}"), unit="percentunit", thresholds=_rule_lines(neg.name, cfg)),
+                _ts("Alerts firing", "Prometheus alerts (wall clock) and stream-side alerts (event time) of the brands' rule table.",
+                    Query(f'count by (alertname) (ALERTS{selector_body({"alertstate": "firing", "alertname": "=~" + brand_alerts, "namespace": ns})}) or on () vector(0)', "{{alertname}} (Prometheus)"),
+                    Query(f"sum by (alertname) ({STREAM_ALERT_FIRING.name}{selector_body({'namespace': ns, 'alertname': '=~' + brand_alerts})})", "{{alertname}} (stream)"), width=24),
             )),
         ),
     )  # fmt: skip
@@ -277,8 +353,13 @@ def smo_board(cfg: Config = CONFIG) -> Board:
             f"sum by (network) ({_slow(den, sn, sel, cfg)})",
         )
 
-    drop = next(d for d in DROPS if d.metric is SMO_SOCIAL_REFERRALS)
-    drop_lines = ((cfg.drop.fire_ratio, "red"), (cfg.drop.resolve_ratio, "green"))
+    drop = detector("SocialReferralDrop")
+
+    def organic() -> str:
+        paid = f"sum by (network) ({_rate(SMO_PAID_SOCIAL_REFERRALS, sn, sel, cfg)})"
+        social = f"sum by (network) ({_rate(SMO_SOCIAL_REFERRALS, sn, sel, cfg)})"
+        return f"({social} - ({paid} or 0 * {social})){PER_MIN}"
+
     return Board(
         name="smo",
         title="Ripple · SMO (sites)",
@@ -297,6 +378,19 @@ def smo_board(cfg: Config = CONFIG) -> Board:
                 _stat("Social conversions", SMO_SOCIAL_CONVERSIONS.help, _total(SMO_SOCIAL_CONVERSIONS, sel)),
                 _stat("Social conversion rate", "Social conversions / social referrals.",
                       _quotient(_total(SMO_SOCIAL_CONVERSIONS, sel), _total(SMO_SOCIAL_REFERRALS, sel)), "percentunit"),
+                _stat("Paid social referrals", SMO_PAID_SOCIAL_REFERRALS.help, _total(SMO_PAID_SOCIAL_REFERRALS, sel)),
+                _stat("Social conversion value", SMO_SOCIAL_CONVERSION_VALUE.help, _total(SMO_SOCIAL_CONVERSION_VALUE, sel)),
+            )),
+            Row("Paid and organic social", (
+                _ts("Paid vs organic social referrals per minute by network", "Social referrals whose utm_medium marks paid social (paid*, cpc, ppc), and the rest.",
+                    Query(f"sum by (network) ({_rate(SMO_PAID_SOCIAL_REFERRALS, sn, sel, cfg)}){PER_MIN}", "{{network}} paid"),
+                    Query(organic(), "{{network}} organic"), stack=True),
+                _ts("Paid share of social referrals", "Recorded paid social referrals / social referrals per site and network.",
+                    Query(f"{_ratio_record('ripple_smo_paid_social_share')}{sel}", "{{site}} · {{network}}"), unit="percentunit"),
+                _ts("Social conversion value per minute by network", SMO_SOCIAL_CONVERSION_VALUE.help,
+                    Query(per_network(SMO_SOCIAL_CONVERSION_VALUE), "{{network}}"), stack=True),
+                _ts(f"Conversion value per social conversion ({cfg.slow_window})", "Sum of social conversion values / social conversions, per network.",
+                    Query(slow_quotient(SMO_SOCIAL_CONVERSION_VALUE, SMO_SOCIAL_CONVERSIONS), "{{network}}")),
             )),
             Row("Traffic", (
                 _ts("Pageviews per minute", SMO_PAGEVIEWS.help,
@@ -332,8 +426,8 @@ def smo_board(cfg: Config = CONFIG) -> Board:
                 ), width=24),
                 _ts("Campaign pageviews per minute", SMO_CAMPAIGN_PAGEVIEWS.help,
                     Query(f"{_rate(SMO_CAMPAIGN_PAGEVIEWS, ('site', 'campaign'), sel, cfg)}{PER_MIN}", "{{campaign}} · {{site}}")),
-                _ts("Social referrals / baseline (SocialReferralDrop)", f"Fires under {cfg.drop.fire_ratio:g} (baseline at least {cfg.drop.baseline_floor:g}), resolves above {cfg.drop.resolve_ratio:g}.",
-                    Query(f"{drop.ratio(cfg)}{sel}", "{{site}} · {{network}}"), unit="percentunit", thresholds=drop_lines),
+                _ts("Social referrals / baseline (SocialReferralDrop)", _rule_text(drop.name, cfg),
+                    Query(f"{drop.ratio(cfg)}{sel}", "{{site}} · {{network}}"), unit="percentunit", thresholds=_rule_lines(drop.name, cfg)),
             )),
         ),
     )  # fmt: skip
@@ -475,6 +569,17 @@ def _thresholds(steps: tuple[tuple[float, str], ...]) -> dash.ThresholdsConfig:
 def _panel(p: Panel, panel_id: int, cfg: Config) -> Any:
     reduce = common.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
     builder: Any
+    if p.kind == "text":
+        return (
+            text.Panel()
+            .id(panel_id)
+            .title(p.title)
+            .description(p.description)
+            .mode(tm.TextMode.MARKDOWN)
+            .content(p.content)
+            .span(p.width)
+            .height(p.height)
+        )
     if p.kind == "timeseries":
         builder = (
             timeseries.Panel()
@@ -564,7 +669,74 @@ def render(board: Board, cfg: Config = CONFIG) -> dict[str, Any]:
             panel_id += 1
             d = d.with_panel(_panel(p, panel_id, cfg))
     encoded: dict[str, Any] = JSONEncoder(sort_keys=True).default(d.build())
-    return _plain(encoded)
+    out: dict[str, Any] = _plain(encoded)
+    # Prometheus annotation queries carry fields the SDK's AnnotationQuery has no setter for.
+    out.setdefault("annotations", {}).setdefault("list", []).extend(annotation_queries(board, cfg))
+    return out
+
+
+@dataclass(frozen=True)
+class Annotation:
+    name: str
+    expr: str
+    title: str  # titleFormat ({{label}} placeholders)
+    text: str
+    color: str
+
+
+def _epoch(value: str) -> int:
+    """A campaign date (RFC 3339, or a date: midnight UTC) as unix seconds."""
+    from datetime import UTC, datetime
+
+    at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
+
+
+def annotation_specs(board: Board, cfg: Config = CONFIG) -> tuple[Annotation, ...]:
+    """Alert fire/resolve times (Prometheus ALERTS and the stream gauge: a region while
+    firing) and, on SMM and SMO, the TOML's campaign start/end dates (a region between them:
+    the query is non-empty exactly while the campaign runs)."""
+    if board.name not in ("smm", "smo"):
+        return ()
+    key = "brand" if board.name == "smm" else "site"
+    names = "|".join(d.name for d in DETECTORS if key in d.labels)
+    ns = "$namespace"
+    out = [
+        Annotation("Alerts (Prometheus)",
+                   f"ALERTS{selector_body({'alertstate': 'firing', 'alertname': '=~' + names, 'namespace': ns})}",
+                   "{{alertname}} (Prometheus)", "{{alertname}} " + " ".join(f"{{{{{lbl}}}}}" for lbl in (key, "platform" if key == "brand" else "network")), "red"),
+        Annotation("Alerts (stream)",
+                   f"{STREAM_ALERT_FIRING.name}{selector_body({'namespace': ns, 'alertname': '=~' + names})} == 1",
+                   "{{alertname}} (stream, event time)", "{{alertname}} " + " ".join(f"{{{{{lbl}}}}}" for lbl in (key, "platform" if key == "brand" else "network")), "orange"),
+    ]  # fmt: skip
+    for c in cfg.campaigns:
+        bounds = []
+        if c.start:
+            bounds.append(f"vector(time()) >= {_epoch(c.start)}")
+        if c.end:
+            bounds.append(f"vector(time()) < {_epoch(c.end)}")
+        expr = f'label_replace(vector(1), "campaign", "{c.name}", "", "")'
+        expr += "".join(f" and on () ({b})" for b in bounds)
+        out.append(Annotation(f"Campaign {c.name}", expr, f"campaign {c.name} ({c.brand})",
+                              f"{c.start or '…'} to {c.end or '…'}", "blue"))  # fmt: skip
+    return tuple(out)
+
+
+def annotation_queries(board: Board, cfg: Config = CONFIG) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": a.name,
+            "datasource": {"type": "prometheus", "uid": cfg.grafana.datasource_uid},
+            "enable": True,
+            "iconColor": a.color,
+            "expr": a.expr,
+            "step": "60s",
+            "titleFormat": a.title,
+            "textFormat": a.text,
+            "useValueForTime": False,
+        }
+        for a in annotation_specs(board, cfg)
+    ]
 
 
 def _plain(value: Any) -> Any:
@@ -619,7 +791,7 @@ class PanelQuery:
     def needs_history(self) -> bool:
         """Reads a drop baseline, which needs 2h15m (or a week) of Prometheus history: empty
         on a freshly started Prometheus, whatever the data."""
-        names = {d.baseline() for d in DROPS} | {d.ratio() for d in DROPS}
+        names = {d.baseline() for d in DETECTORS} | {d.ratio() for d in DETECTORS}
         return any(re.search(rf"\b{re.escape(n)}\b", self.expr) for n in names)
 
 

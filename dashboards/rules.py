@@ -37,6 +37,7 @@ from ingest.metricdefs import (
     MetricDef,
 )
 from processors.metrics import (
+    ALERTS,
     PIPELINE_METRICS,
     PROC_CONSUMER_LAG,
     PROC_EVENTS,
@@ -45,14 +46,18 @@ from processors.metrics import (
     SMM_AMPLIFIABLE_POSTS,
     SMM_ENGAGEMENTS,
     SMM_MENTIONS,
+    SMM_MENTIONS_BY_SENTIMENT,
     SMM_METRICS,
     SMM_POTENTIAL_REACH,
     SMM_RESHARES,
     SMO_METRICS,
     SMO_PAGEVIEWS,
+    SMO_PAID_SOCIAL_REFERRALS,
     SMO_SHARE_CLICKS,
+    SMO_SOCIAL_CONVERSION_VALUE,
     SMO_SOCIAL_CONVERSIONS,
     SMO_SOCIAL_REFERRALS,
+    AlertDef,
 )
 
 
@@ -142,39 +147,85 @@ RATIOS = (
         "ripple_smo_social_conversion_rate", SMO_SOCIAL_CONVERSIONS, SMO_SOCIAL_REFERRALS, SN,
         slow=True,
     ),
+    # METRICS.md r2 "SMO depth": the paid part of social referrals, value per conversion.
+    Ratio("ripple_smo_paid_social_share", SMO_PAID_SOCIAL_REFERRALS, SMO_SOCIAL_REFERRALS, SN),
+    Ratio(
+        "ripple_smo_social_conversion_value_per_conversion", SMO_SOCIAL_CONVERSION_VALUE,
+        SMO_SOCIAL_CONVERSIONS, SN, slow=True,
+    ),
 )  # fmt: skip
+
+# METRICS.md r2 net_sentiment = (positive - negative) / (positive + negative), from the raw
+# per-sentiment counter (not emitted where that sum is 0).
+NET_SENTIMENT = record_name(
+    keys(SMM_MENTIONS_BY_SENTIMENT, BP), "ripple_smm_net_sentiment", "ratio_rate"
+)
+
+
+def net_sentiment_rule(cfg: Config = CONFIG) -> Recording:
+    k = by(keys(SMM_MENTIONS_BY_SENTIMENT, BP))
+    rate = rate_name(
+        SMM_MENTIONS_BY_SENTIMENT, own_labels(SMM_MENTIONS_BY_SENTIMENT), cfg.rate_window
+    )
+
+    def one(label: str) -> str:
+        return f'sum by ({k}) ({rate}{{sentiment="{label}"}})'
+
+    pos, neg = one("positive"), one("negative")
+    # A brand with positive but no negative posts (or the reverse) still has a ratio.
+    p, n = f"({pos} or 0 * {neg})", f"({neg} or 0 * {pos})"
+    return Recording(f"{NET_SENTIMENT}{cfg.rate_window}", f"({p} - {n})\n/\n(({p} + {n}) > 0)")
 
 
 @dataclass(frozen=True)
-class Drop:
-    """A drop detector: METRICS.md's EngagementDrop rule applied to one counter."""
+class Detector:
+    """The recorded series of one alert of the rule table (METRICS.md "Spikes and drops"):
+    ``…:increase15m`` (x, the last 15 minutes), ``…:baseline15m`` (B) and
+    ``…:ratio_baseline15m`` (x / B where B > 0), per namespace and the alert's labels."""
 
-    alert: str
-    metric: MetricDef
-    labels: tuple[str, ...]
-    noun: str  # for annotations: "engagements"
+    alert: AlertDef
+
+    @property
+    def name(self) -> str:
+        return self.alert.name
+
+    @property
+    def metric(self) -> MetricDef:
+        return self.alert.counter
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.alert.labels
+
+    @property
+    def series_name(self) -> str:
+        # NegativeSentimentSpike reads one sentiment: ripple_smm_mentions_by_sentiment_negative.
+        return "_".join([base_name(self.metric), *(v for _, v in self.alert.match)])
 
     def _name(self, operation: str) -> str:
-        return record_name(keys(self.metric, self.labels), base_name(self.metric), operation)
+        return record_name(keys(self.metric, self.labels), self.series_name, operation)
 
     def current(self, cfg: Config = CONFIG) -> str:
-        return self._name(f"increase{cfg.drop.window}")
+        return self._name(f"increase{cfg.baseline.window}")
 
     def baseline(self, cfg: Config = CONFIG) -> str:
-        return self._name(f"baseline{cfg.drop.window}")
+        return self._name(f"baseline{cfg.baseline.window}")
 
     def ratio(self, cfg: Config = CONFIG) -> str:
-        return self._name(f"ratio_baseline{cfg.drop.window}")
+        return self._name(f"ratio_baseline{cfg.baseline.window}")
 
     def keys(self) -> tuple[str, ...]:
         return keys(self.metric, self.labels)
 
+    def selector(self) -> str:
+        return f"{self.metric.name}{selector_body(dict(self.alert.match))}"
 
-DROPS = (
-    Drop("EngagementDrop", SMM_ENGAGEMENTS, BP, "engagements"),
-    Drop("MentionVolumeDrop", SMM_MENTIONS, BP, "mentions"),
-    Drop("SocialReferralDrop", SMO_SOCIAL_REFERRALS, SN, "social referrals"),
-)
+
+DETECTORS = tuple(Detector(a) for a in ALERTS)
+
+
+def detector(name: str) -> Detector:
+    return next(d for d in DETECTORS if d.name == name)
 
 
 def history_since(offset: str) -> str:
@@ -182,14 +233,14 @@ def history_since(offset: str) -> str:
     return f"count by ({NS}) ({PROC_WATERMARK.name} offset {offset})"
 
 
-def drop_rules(drop: Drop, cfg: Config = CONFIG) -> tuple[Recording, ...]:
-    d = cfg.drop
-    k = by(drop.keys())
+def detector_rules(det: Detector, cfg: Config = CONFIG) -> tuple[Recording, ...]:
+    d = cfg.baseline
+    k = by(det.keys())
     window = seconds(d.window)
     seasonal_start = duration(seconds(d.seasonal_offset) + window)
     trailing_start = duration(seconds(d.trailing_range) + window)
-    name = drop.metric.name
-    current = Recording(drop.current(cfg), f"sum by ({k}) (increase({name}[{d.window}]))")
+    name = det.selector()
+    current = Recording(det.current(cfg), f"sum by ({k}) (increase({name}[{d.window}]))")
     # Same window a week earlier when the stream reaches back that far; otherwise the mean per
     # window over the trailing range before it, once the stream reaches back to its start.
     seasonal = (
@@ -201,11 +252,11 @@ def drop_rules(drop: Drop, cfg: Config = CONFIG) -> tuple[Recording, ...]:
         f" and on ({NS}) {history_since(trailing_start)}"
         f" unless on ({NS}) {history_since(seasonal_start)}"
     )
-    baseline = Recording(drop.baseline(cfg), f"(\n  {seasonal}\n)\nor\n(\n  {trailing}\n)")
+    baseline = Recording(det.baseline(cfg), f"(\n  {seasonal}\n)\nor\n(\n  {trailing}\n)")
     # A label set with a baseline but no recent series (a restarted worker has not seen it
     # yet) counts 0, as long as its namespace's worker reports at all.
     ratio = Recording(
-        drop.ratio(cfg),
+        det.ratio(cfg),
         f"({current.record} or (0 * {baseline.record} and on ({NS}) count by ({NS}) ({PROC_WATERMARK.name})))"
         f" / ({baseline.record} > 0)",
     )
@@ -230,7 +281,19 @@ def stall_rules(cfg: Config = CONFIG) -> tuple[Recording, ...]:
     live = {NS: cfg.live_namespace}
     s = cfg.stall
     proc_k = by(keys(PROC_LAST_EVENT, ("source",)))
-    proc_age = Recording(PROC_AGE, f"time() - max by ({proc_k}) ({PROC_LAST_EVENT.name})")
+    # Event-time staleness: how far a source's newest event is behind the stream's newest
+    # (the watermark). A paced replay (the demo plays four hours at 160x) is hours behind the
+    # clock and yet no source of it is stale; live, while events flow, it equals the clock's
+    # staleness. When nothing moves at all the watermark stops too, so once it has been still
+    # for idle_after the age is the clock's again (a total stop is still a stall).
+    wm = f"max by ({NS}) ({PROC_WATERMARK.name})"
+    moving = f"max by ({NS}) (changes({PROC_WATERMARK.name}[{s.idle_after}])) > 0"
+    proc_age = Recording(
+        PROC_AGE,
+        f"(\n  {wm} - on ({NS}) group_right () max by ({proc_k}) ({PROC_LAST_EVENT.name})"
+        f"\n  and on ({NS}) ({moving})\n)"
+        f"\nor\ntime() - max by ({proc_k}) ({PROC_LAST_EVENT.name})",
+    )
     ingest_age = Recording(INGEST_AGE, f"time() - max by (source) ({INGEST_LAST_EVENT.name})")
     watermark_age = Recording(WATERMARK_AGE, f"time() - max by ({NS}) ({PROC_WATERMARK.name})")
     # Only the live namespace: a replay's event times are history, their age means nothing.
@@ -311,8 +374,11 @@ def groups(cfg: Config = CONFIG) -> tuple[Group, ...]:
     pipeline = PIPELINE_METRICS + INGEST_METRICS
     return (
         Group("ripple-freshness", stall_rules(cfg)),
-        Group("ripple-drops", tuple(r for d in DROPS for r in drop_rules(d, cfg))),
-        Group("ripple-smm", tuple(_rates(SMM_METRICS, cfg) + _ratios(SMM_METRICS, cfg))),
+        Group("ripple-baselines", tuple(r for d in DETECTORS for r in detector_rules(d, cfg))),
+        Group(
+            "ripple-smm",
+            tuple(_rates(SMM_METRICS, cfg) + _ratios(SMM_METRICS, cfg) + [net_sentiment_rule(cfg)]),
+        ),
         Group("ripple-smo", tuple(_rates(SMO_METRICS, cfg) + _ratios(SMO_METRICS, cfg))),
         Group("ripple-pipeline", tuple(_rates(pipeline, cfg) + [lag_rule()])),
     )

@@ -14,7 +14,23 @@ from dashboards.push import PushError, push
 
 
 def _generate(args: argparse.Namespace) -> int:
-    written = generate.write()
+    from pathlib import Path
+
+    from dashboards.config import CONFIG, from_ripple_config
+    from ingest.config import ConfigError, load_config
+
+    cfg = CONFIG
+    if args.config:  # its [alerts], [notifications] and campaign dates; defaults otherwise
+        try:
+            cfg = from_ripple_config(load_config(args.config))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        written = generate.write(cfg, root=Path(args.root) if args.root else None)
+    except ValueError as exc:  # a notification secret that is missing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for path in written:
         print(f"wrote {path}")
     if not written:
@@ -56,9 +72,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     inner = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    inner.add_parser(
-        "generate", help="write dashboards/out/*, deploy/alertmanager.yml and Grafana provisioning"
-    ).set_defaults(func=_generate)
+    g = inner.add_parser(
+        "generate",
+        help="write dashboards/out/*, deploy/alertmanager.yml and Grafana provisioning",
+        description="Write every generated file. With --config, the TOML's [alerts.<name>] "
+        "(factors, floors), [notifications] (Slack, e-mail, webhook) and [[campaigns]] dates "
+        "flow into the rules, deploy/alertmanager.yml and the dashboards' annotations; the "
+        "committed files are the defaults (no --config).",
+    )
+    g.add_argument("--config", help="a Ripple TOML whose alert rules and notifications to use")
+    g.add_argument("--root", help="write under this directory instead of the repository")
+    g.set_defaults(func=_generate)
     inner.add_parser(
         "check",
         help="generated files up to date, every query names known series, promtool/amtool pass",

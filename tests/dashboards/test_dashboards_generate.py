@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dashboards import generate, grafana
-from dashboards.config import CONFIG, DropConfig
+from dashboards.config import CONFIG
 
 
 def test_generator_is_deterministic() -> None:
@@ -39,7 +39,9 @@ def test_write_into_an_empty_tree_then_nothing_to_do(tmp_path) -> None:
 
 
 def test_a_config_change_changes_the_output() -> None:
-    cfg = replace(CONFIG, drop=replace(DropConfig(), fire_ratio=0.4))
+    rules = dict(CONFIG.rules)
+    rules["EngagementDrop"] = (0.4, 20.0, 0.8)
+    cfg = replace(CONFIG, rules=tuple(rules.items()))
     rules_path = generate.ALERTS_FILE
     assert "< 0.4" in generate.outputs(cfg)[rules_path]
     assert "< 0.4" not in generate.outputs()[rules_path]
@@ -54,7 +56,7 @@ def test_dashboard_json_is_sorted_with_fixed_uid(name: str) -> None:
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids)) and 0 not in ids
     for panel in board["panels"]:
-        if panel["type"] == "row":
+        if panel["type"] in ("row", "text"):
             continue
         assert panel["datasource"] == {"type": "prometheus", "uid": CONFIG.grafana.datasource_uid}
         assert panel["targets"], panel["title"]
@@ -122,6 +124,31 @@ def test_provisioning_points_at_the_generated_dashboards_and_datasource() -> Non
 def test_every_board_renders_from_its_spec() -> None:
     specs = {b.name: b for b in grafana.boards()}
     for name, board in grafana.dashboards().items():
-        targets = [t for p in board["panels"] if p["type"] != "row" for t in p["targets"]]
+        targets = [t for p in board["panels"] if p["type"] != "row" for t in p.get("targets", [])]
         spec_queries = [q for r in specs[name].rows for p in r.panels for q in p.queries]
         assert [t["expr"] for t in targets] == [q.expr for q in spec_queries]
+
+
+def test_campaign_dates_and_alerts_are_annotations_on_smm_and_smo(tmp_path) -> None:
+    from dashboards import checks
+    from dashboards.config import from_ripple_config
+    from ingest.config import load_config
+
+    toml = tmp_path / "r.toml"
+    toml.write_text(
+        '[[brands]]\nname = "acme"\n[[campaigns]]\nname = "bf2026"\nbrand = "acme"\n'
+        'start = "2026-11-27"\nend = "2026-11-30T23:00:00Z"\n'
+    )
+    cfg = from_ripple_config(load_config(toml))
+    boards = grafana.dashboards(cfg)
+    for name in ("smm", "smo"):
+        notes = {a["name"]: a for a in boards[name]["annotations"]["list"]}
+        assert {"Alerts (Prometheus)", "Alerts (stream)", "Campaign bf2026"} <= set(notes)
+        expr = notes["Campaign bf2026"]["expr"]
+        # 2026-11-27T00:00Z and 2026-11-30T23:00Z as unix seconds.
+        assert ">= 1795737600" in expr and "< 1796079600" in expr
+        assert "ALERTS" in notes["Alerts (Prometheus)"]["expr"]
+    assert "annotations" not in boards["pipeline"] or not [
+        a for a in boards["pipeline"]["annotations"]["list"] if a["name"].startswith("Campaign")
+    ]
+    assert checks.check_panel_references(cfg) == []

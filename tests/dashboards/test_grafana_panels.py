@@ -37,7 +37,7 @@ def test_substitute_rejects_unknown_variables() -> None:
 
 
 def test_ratio_panels_use_recorded_ratios_or_quotients_of_sums() -> None:
-    ratio_records = {r.record() for r in rules.RATIOS}
+    ratio_records = {r.record() for r in rules.RATIOS} | {rules.net_sentiment_rule().record}
     for t in grafana.panel_targets():
         if "rate" in t.panel.lower() and "/" in t.expr:
             assert "sum" in t.expr, t

@@ -145,7 +145,7 @@ def test_every_rule_loads_and_evaluates_without_error(prometheus: str) -> None:
     names = {g["name"] for g in groups}
     assert names == {g.name for g in rules.groups()} | {
         "ripple-pipeline-alerts",
-        "ripple-drop-alerts",
+        "ripple-table-alerts",
     }
     unhealthy = [
         (r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"
@@ -181,4 +181,4 @@ def test_recorded_ratios_equal_quotients_of_the_raw_sums(prometheus: str) -> Non
 def test_live_worker_raises_no_pipeline_alert(prometheus: str) -> None:
     firing = _get(f"{prometheus}/api/v1/alerts")["data"]["alerts"]
     names = {a["labels"]["alertname"] for a in firing}
-    assert not names & {"WorkerDown", "IngestStalled", "EngagementDrop", "MentionVolumeDrop"}
+    assert not names & {"WorkerDown", "IngestStalled", "EngagementDrop", "SocialReferralDrop"}

@@ -10,12 +10,13 @@ import pytest
 from dashboards import alerts, checks, generate, rules
 from dashboards.config import CONFIG
 from dashboards.promql import base_name
+from processors.metrics import ALERTS as TABLE
 from processors.metrics import CATALOGUE
 
 RULE_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
 ALERTS = [
-    "EngagementDrop", "MentionVolumeDrop", "SocialReferralDrop", "IngestStalled",
-    "ProcessorLagHigh", "DeadLettersHigh", "WorkerDown",
+    "EngagementDrop", "MentionSpike", "NegativeSentimentSpike", "SocialReferralDrop",
+    "IngestStalled", "ProcessorLagHigh", "DeadLettersHigh", "WorkerDown",
 ]  # fmt: skip
 
 
@@ -33,7 +34,9 @@ def test_promtool_check_rules() -> None:
 
 def test_promtool_unit_tests() -> None:
     tests = sorted(checks.TESTS_DIR.glob("*.yaml"))
-    assert {t.name for t in tests} >= {"drops.yaml", "seasonal_baseline.yaml", "pipeline.yaml"}
+    assert {t.name for t in tests} >= {
+        "drops.yaml", "spikes.yaml", "seasonal_baseline.yaml", "pipeline.yaml",
+    }  # fmt: skip
     assert checks.promtool_test_rules(tests) == []
 
 
@@ -122,14 +125,32 @@ def test_every_alert_is_there_with_severity_annotations_and_a_runbook_section() 
         assert path == "dashboards/runbook.md" and anchor in anchors, url
 
 
-@pytest.mark.parametrize("name", ["EngagementDrop", "MentionVolumeDrop", "SocialReferralDrop"])
-def test_drop_alerts_have_hysteresis_and_stall_hold_back(name: str) -> None:
+@pytest.mark.parametrize("name", [a.name for a in TABLE])
+def test_table_alerts_have_hysteresis_and_only_drops_a_stall_hold_back(name: str) -> None:
     alert = next(a for a in _alerts() if a.alert == name)
     assert f'ALERTS{{alertname="{name}", alertstate="firing"}}' in alert.expr
-    assert "unless on (" in alert.expr and rules.NEWEST_AGE in alert.expr
-    drop = next(d for d in rules.DROPS if d.alert == name)
-    baseline = next(r for r in _recordings() if r.record == drop.baseline())
+    defn = next(a for a in TABLE if a.name == name)
+    assert (rules.NEWEST_AGE in alert.expr) == (defn.kind == "drop")
+    assert alert.severity == defn.severity
+    det = rules.detector(name)
+    baseline = next(r for r in _recordings() if r.record == det.baseline())
     assert "offset 1w)" in baseline.expr and "[2h] offset 15m)) / 8" in baseline.expr
+    assert {"value", "baseline", "dashboard_url"} <= set(alert.to_dict()["annotations"])  # type: ignore[arg-type]
+
+
+def test_a_toml_rule_table_flows_into_the_rules(tmp_path) -> None:
+    """[alerts.<name>] of a Ripple TOML changes factor, floor and resolve of that alert only."""
+    from dashboards.config import from_ripple_config
+    from ingest.config import load_config
+
+    toml = tmp_path / "r.toml"
+    toml.write_text("[alerts.MentionSpike]\nfactor = 4\nfloor = 50\n")
+    cfg = from_ripple_config(load_config(toml))
+    spike = next(a for a in alerts.groups(cfg)[1].rules if a.alert == "MentionSpike")  # type: ignore[attr-defined]
+    assert ">= 4 * brand_platform" in spike.expr and ">= 50)" in spike.expr
+    assert ">= 1.5 * brand_platform" in spike.expr  # resolve: the default
+    drop = next(a for a in alerts.groups(cfg)[1].rules if a.alert == "EngagementDrop")  # type: ignore[attr-defined]
+    assert "< 0.5 and" in drop.expr and ">= 20)" in drop.expr
 
 
 def test_expected_sources_that_never_reported_are_stalled(tmp_path) -> None:
