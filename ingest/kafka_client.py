@@ -112,7 +112,7 @@ def client_options(brokers: Brokers, flavour: Flavour) -> dict[str, Any]:
     ``KafkaAdminClient(**client_options(b, "kafka-python"))``,
     ``faust.App(id, **client_options(b, "faust"), ...)``."""
     a = as_access(brokers)
-    servers = [s.strip() for s in a.bootstrap.split(",") if s.strip()]
+    servers = _servers(a)
     if flavour == "faust":
         import faust
 
@@ -158,3 +158,53 @@ def new_topic(
     if a.min_insync_replicas is not None:
         out.setdefault("min.insync.replicas", str(a.min_insync_replicas))
     return NewTopic(name, partitions, a.replication_factor, topic_configs=out)
+
+
+def verify_access(brokers: Brokers, timeout: float = 15.0) -> None:
+    """Fail fast, naming the setting, when a broker refuses our credentials or certificate.
+
+    The client libraries turn a refused login into a generic "unable to bootstrap" (after
+    retrying for a while) with the cause in a log line; this connects once to each address
+    and raises ConfigError for a SASL refusal or a TLS verification failure. A broker that
+    cannot be reached is no error here: callers keep their own wait-and-retry for that."""
+    a = as_access(brokers)
+    if a.security_protocol == "PLAINTEXT":
+        return
+    import asyncio
+
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import (
+        AuthenticationFailedError,
+        KafkaConnectionError,
+        SaslAuthenticationFailed,
+    )
+
+    opts = client_options(a, "aiokafka")
+    opts.pop("bootstrap_servers")
+
+    async def probe(address: str) -> None:
+        host, _, port = address.rpartition(":")
+        conn = await create_conn(host, int(port), request_timeout_ms=int(timeout * 1000), **opts)
+        conn.close()
+
+    for address in _servers(a):
+        try:
+            asyncio.run(asyncio.wait_for(probe(address), timeout))
+        except (SaslAuthenticationFailed, AuthenticationFailedError):
+            raise ConfigError(
+                f"kafka.sasl_password: the broker at {address} refused user "
+                f"{a.sasl_username!r} ({a.sasl_mechanism}); check {SASL_PASSWORD_ENV} (or "
+                f"{SASL_PASSWORD_ENV}_FILE) and kafka.sasl_username"
+            ) from None
+        except ssl.SSLCertVerificationError as exc:
+            raise ConfigError(
+                f"kafka.ssl_cafile: the certificate of the broker at {address} is not trusted "
+                f"({exc.verify_message}); set kafka.ssl_cafile to the CA that signed it"
+            ) from None
+        except (KafkaConnectionError, OSError, TimeoutError):
+            continue  # unreachable (or this address is down): not a settings problem
+        return
+
+
+def _servers(a: KafkaAccess) -> list[str]:
+    return [s.strip() for s in a.bootstrap.split(",") if s.strip()]

@@ -8,7 +8,7 @@ import sys
 import time
 
 from ingest.config import ConfigError, load_config
-from ingest.kafka_client import kafka_access
+from ingest.kafka_client import kafka_access, verify_access
 
 DESCRIPTION = """\
 Consume <NS>.events (consumer group <NS>.archive) and append every record verbatim, one JSON
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         brokers = kafka_access(config.kafka, args.bootstrap)
+        verify_access(brokers)
     except ConfigError as exc:
         print(f"ripple archive: {exc}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.config import Config, ConfigError, load_config
-from ingest.kafka_client import KafkaAccess, kafka_access
+from ingest.kafka_client import KafkaAccess, kafka_access, verify_access
 from processors.windows import iso
 
 
@@ -169,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         factor = parse_speed(args.speed)
         bootstrap = kafka_access(config.kafka, args.bootstrap)
+        verify_access(bootstrap)
     except (ConfigError, ValueError) as exc:
         print(f"ripple replay: {exc}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ingest.config import ConfigError, load_config
-from ingest.kafka_client import kafka_access
+from ingest.kafka_client import kafka_access, verify_access
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         bootstrap = kafka_access(config.kafka, args.bootstrap)
+        verify_access(bootstrap)
     except ConfigError as exc:
         print(f"ripple worker: {exc}", file=sys.stderr)
         return 2

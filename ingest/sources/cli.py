@@ -16,7 +16,7 @@ from typing import Any
 
 from ingest.config import Config, ConfigError, load_config
 from ingest.cursors import CursorStore, cursor_dir
-from ingest.kafka_client import kafka_access
+from ingest.kafka_client import kafka_access, verify_access
 from ingest.producer import EventProducer
 from ingest.runner import run_source
 from ingest.sources.base import Source
@@ -81,7 +81,9 @@ def build(
     store = CursorStore(cursor_dir(config, getattr(args, "cursor_dir", None)))
     cursor = None if getattr(args, "from_now", False) else store.load(name)
     source = factory(config, source_settings(config, name, args), cursor)
-    producer = EventProducer(kafka_access(config.kafka), config.kafka.namespace, source=name)
+    brokers = kafka_access(config.kafka)
+    verify_access(brokers)  # a refused login fails here, naming the setting
+    producer = EventProducer(brokers, config.kafka.namespace, source=name)
     return config, source, producer, store
 
 

@@ -57,7 +57,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ingest.config import CollectorSettings, Config, load_config
-from ingest.kafka_client import Brokers, kafka_access
+from ingest.kafka_client import Brokers, kafka_access, verify_access
 from ingest.metricdefs import COLLECTOR_BOT_REQUESTS, COLLECTOR_REQUESTS
 from ingest.telemetry import counter
 from ingest.web.bots import is_crawler
@@ -368,6 +368,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         bootstrap = kafka_access(config.kafka, args.bootstrap)
+        verify_access(bootstrap)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
