@@ -26,11 +26,15 @@ def _generate(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    try:
-        written = generate.write(cfg, root=Path(args.root) if args.root else None)
-    except ValueError as exc:  # a notification secret that is missing
+    from dashboards.alertmanager import write_secret_files
+
+    try:  # secrets named by *_env go to files alertmanager.yml points at (never into it)
+        for path in write_secret_files(cfg):
+            print(f"wrote secret file {path} (mode 0600)")
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    written = generate.write(cfg, root=Path(args.root) if args.root else None)
     for path in written:
         print(f"wrote {path}")
     if not written:
