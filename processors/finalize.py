@@ -26,9 +26,17 @@ from processors.durable import DurableTable
 from processors.gapfill import to_apply
 from processors.metrics import PROC_WINDOWS_CLOSED
 from processors.partition_state import Partial
+from processors.poison import Poison
 from processors.results import Row, identity
 from processors.rollup import MINUTE, Rollup, alert_row
 from processors.stream_alerts import Transition, rules_of
+from processors.wire import (
+    MALFORMED,
+    MarkerRecord,
+    PartialRecord,
+    RollupInput,
+    decode_rollup_input,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         ctx.topics.alerts, value_serializer="raw", key_serializer="raw", partitions=1
     )
     sink = AlertSink(ctx)
+    poison = Poison(app, ctx)
     sink.bind(alerts_topic)
 
     @app.timer(interval=60.0)  # type: ignore[misc]
@@ -78,22 +87,12 @@ def register(app: faust.App, ctx: Context) -> Any:
     def new_rollup() -> Rollup:
         return Rollup(ctx.partitions, ctx.tracker.brands, ctx.lateness, rules)
 
-    def apply(r: Rollup, msg: dict[str, Any]) -> None:
-        if msg["t"] == "partial":
-            r.add_partial(
-                msg["p"],
-                msg["size"],
-                msg["start"],
-                Partial.from_wire(msg["partial"]),
-                msg.get("final", True),
-            )
+    def apply(r: Rollup, msg: RollupInput) -> None:
+        if isinstance(msg, PartialRecord):
+            r.add_partial(msg.p, msg.size, msg.start, Partial.from_wire(msg.partial), msg.final)
         else:
-            wm = (
-                float("inf")
-                if msg["flushed"]
-                else (msg["wm"] if msg["wm"] is not None else float("-inf"))
-            )
-            r.mark(msg["p"], wm, msg["max_ts"] if msg["max_ts"] is not None else float("-inf"))
+            wm = float("inf") if msg.flushed else (msg.wm if msg.wm is not None else float("-inf"))
+            r.mark(msg.p, wm, msg.max_ts if msg.max_ts is not None else float("-inf"))
 
     def rebuild() -> tuple[Rollup, list[Row], list[Transition]]:
         """Replay the journal; what it finalises is emitted again (idempotent by row key)."""
@@ -103,7 +102,7 @@ def register(app: faust.App, ctx: Context) -> Any:
             r.alerts.restore(_unpack(saved))
         keys = sorted(k for k in journal if _is_entry(k))
         for key in keys:
-            apply(r, _unpack(journal[key]))
+            apply(r, decode_rollup_input(journal[key]))  # only valid records are journaled
         rows, alerts = r.finalize()
         log.info("rollup: rebuilt from %d journal entries", len(keys))
         return r, rows, alerts
@@ -164,19 +163,26 @@ def register(app: faust.App, ctx: Context) -> Any:
                 await step(r, o, value)
 
     async def step(r: Rollup, offset: int, value: bytes) -> None:
-        msg = _unpack(value)
+        try:
+            msg = decode_rollup_input(value)
+            if isinstance(msg, PartialRecord):
+                Partial.from_wire(msg.partial)  # a malformed partial fails here, not in apply
+        except MALFORMED as exc:
+            await poison.send(value, "invalid_internal_record", f"{partials_name}@{offset}: {exc}")
+            await journal.put(0, NEXT_KEY, _pack(offset + 1))
+            return
         await journal.put(0, f"{offset:020d}".encode(), value)
         await journal.put(0, NEXT_KEY, _pack(offset + 1))
         apply(r, msg)
-        if msg["t"] == "partial" and not msg.get("final", True) and msg["size"] == MINUTE:
-            live = r.current(msg["size"], msg["start"])
+        if isinstance(msg, PartialRecord) and not msg.final and msg.size == MINUTE:
+            live = r.current(msg.size, msg.start)
             if live is not None:
-                live_counters.advance(msg["start"], live, final=False)
+                live_counters.advance(msg.start, live, final=False)
         rows, alerts = r.finalize()
         await emit(r, rows, alerts, count=True)
         if rows:
             await compact(r)
-        if r.complete and msg["t"] == "marker":
+        if r.complete and isinstance(msg, MarkerRecord):
             await results.send(key=COMPLETE_KEY, value=orjson.dumps({"complete": True}))
 
     async def compact(r: Rollup) -> None:
@@ -184,16 +190,19 @@ def register(app: faust.App, ctx: Context) -> Any:
         if len(journal) < 5000:
             return
         await save_alerts(r)  # what the dropped partials fed into the alerts stays known
-        snapshot = [(k, _unpack(journal[k])) for k in sorted(journal.keys()) if _is_entry(k)]
-        latest_marker: dict[int, str] = {}
+        snapshot = [
+            (k, decode_rollup_input(journal[k])) for k in sorted(journal.keys()) if _is_entry(k)
+        ]
+        latest_marker: dict[int, bytes] = {}
         for k, m in snapshot:
-            if m["t"] == "marker":
-                latest_marker[m["p"]] = k
+            if isinstance(m, MarkerRecord):
+                latest_marker[m.p] = k
         for k, m in snapshot:
             final = (
-                m["t"] == "partial" and m["start"] + m["size"] + ctx.lateness <= r.finalized_through
+                isinstance(m, PartialRecord)
+                and m.start + m.size + ctx.lateness <= r.finalized_through
             )
-            stale_marker = m["t"] == "marker" and latest_marker[m["p"]] != k
+            stale_marker = isinstance(m, MarkerRecord) and latest_marker[m.p] != k
             if final or stale_marker:
                 await journal.delete(0, k)
 

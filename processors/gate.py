@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import msgspec
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.cluster import ClusterMetadata
@@ -51,10 +50,17 @@ from processors.metrics import (
     PROC_LATE,
     PROC_WATERMARK,
 )
+from processors.wire import (
+    MALFORMED,
+    GateBatch,
+    GateCheckpoint,
+    decode_checkpoint,
+    decode_flush_request,
+    encode_json,
+    pack,
+)
 
 log = logging.getLogger(__name__)
-
-_pack = msgspec.msgpack.Encoder().encode
 
 
 class AllToOneAssignor(AbstractPartitionAssignor):
@@ -84,10 +90,7 @@ class AllToOneAssignor(AbstractPartitionAssignor):
         pass
 
 
-class GateState(msgspec.Struct):
-    watermark: float | None = None  # None: nothing seen yet
-    max_ts: float | None = None
-    flushed: bool = False  # end of a replay: every window closed
+GateState = GateCheckpoint  # the name the gate has always used for it
 
 
 class Gate:
@@ -144,7 +147,7 @@ class Gate:
         self.flush_at = None
         for tp, om in offsets.items():
             if tp.topic == self.topics.events and om.metadata:
-                saved = msgspec.json.decode(om.metadata, type=GateState)
+                saved = decode_checkpoint(om.metadata)
                 if saved.watermark is not None and (
                     self.state.watermark is None or saved.watermark > self.state.watermark
                 ):
@@ -260,7 +263,9 @@ class Gate:
             offsets[tp] = records[-1].offset + 1
             if tp.topic == self.control_topic:
                 for rec in records:
-                    self._control(rec.value)
+                    problem = self._control(rec.value)
+                    if problem:
+                        step.dead.append((rec.value or b"", "invalid_control_record", problem))
                 continue
             for rec in records:
                 step.add(rec.value or b"")
@@ -278,13 +283,16 @@ class Gate:
             state.flushed,
         )
         marker_wm = None if new_state.flushed else new_state.watermark
-        meta = msgspec.json.encode(new_state).decode()
+        meta = encode_json(new_state).decode()
         # Output and dead letters first, acknowledged; only then the input offsets (with the
         # watermark in their metadata). A crash in between re-runs the batch from the same
         # committed state, so the re-run's items are exact duplicates, which resolve drops.
-        header = {"wm": marker_wm, "flushed": new_state.flushed, "max_ts": new_state.max_ts}
         sent = [
-            await producer.send(self.out_topic, _pack({**header, "items": items}), partition=p)
+            await producer.send(
+                self.out_topic,
+                pack(GateBatch(marker_wm, new_state.flushed, new_state.max_ts, items)),  # type: ignore[arg-type]
+                partition=p,
+            )
             for p, items in enumerate(out)
         ]
         sent += [
@@ -308,14 +316,15 @@ class Gate:
             (time.perf_counter() - started) * 1000,
         )
 
-    def _control(self, value: bytes | None) -> None:
+    def _control(self, value: bytes | None) -> str | None:
+        """Apply a flush request; what is wrong with it when it is malformed (a dead letter)."""
         try:
-            msg = orjson.loads(value or b"{}")
-        except orjson.JSONDecodeError:
-            log.warning("ignoring a malformed control record")
-            return
-        if isinstance(msg, dict) and isinstance(msg.get("flush_at"), dict):
-            self.flush_at = {int(k): int(v) for k, v in msg["flush_at"].items()}
+            req = decode_flush_request(value or b"")
+        except MALFORMED as exc:
+            log.warning("dead-lettering a malformed control record: %s", exc)
+            return f"not a flush request: {exc}"
+        self.flush_at = dict(req.flush_at)
+        return None
 
     def _observe(
         self,

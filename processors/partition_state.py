@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import msgspec
+
 from ingest.events import Event, decode_trusted
 from processors import sentiment
 from processors.matching import EMPTY, Tracker
@@ -202,6 +204,7 @@ class PartitionState:
         self.tracker = tracker
         self.scorer = scorer if scorer is not None else sentiment.scorer("vader")
         self.filtered: dict[str, int] = defaultdict(int)  # platform -> excluded events seen
+        self.poisoned = 0  # items that were not canonical events (see processors.resolve)
         self.classifier = classifier
         self.settings = settings
         self.watermark = float("-inf")
@@ -222,7 +225,11 @@ class PartitionState:
         """Feed one routed item; returns the event when it was accepted (not a duplicate)."""
         if flags & ALL_LATE == ALL_LATE:
             return None  # late for every window size: it changes nothing
-        ev: Any = decode_trusted(raw)  # the gate validated it already
+        try:
+            ev: Any = decode_trusted(raw)  # the gate validated it already
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.poisoned += 1  # not from the gate: a crafted internal record
+            return None
         key = (role, ev.id)
         if key in self.seen:
             return None

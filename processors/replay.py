@@ -24,6 +24,7 @@ from ingest.producer import partition_key
 from ingest.topics import Topics
 from processors.finalize import COMPLETE_KEY
 from processors.results import Row, identity, sort_key
+from processors.wire import FlushRequest, encode_json
 from processors.zstd_frames import zstd_lines
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def request_flush(bootstrap: Brokers, namespace: str) -> dict[int, int]:
     try:
         producer.send(
             t.internal("control"),
-            orjson.dumps({"flush_at": {str(k): v for k, v in flush_at.items()}}),
+            encode_json(FlushRequest(flush_at)),
         )
         producer.flush()
     finally:

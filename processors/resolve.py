@@ -11,55 +11,45 @@ double counts after a crash.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 import faust
-import msgspec
 
+from ingest.events import MIN_TS
 from ingest.telemetry import counter, histogram
 from processors.context import Context
 from processors.durable import DurableTable
 from processors.gapfill import to_apply
 from processors.metrics import PROC_BATCH_SECONDS, PROC_DUPLICATES, PROC_FILTERED
-from processors.partition_state import ALL_LATE, PartitionState
+from processors.partition_state import ALL_LATE, PRIMARY, REPLY_ENGAGEMENT, PartitionState
+from processors.poison import Poison
+from processors.wire import (
+    MALFORMED,
+    GateBatch,
+    MarkerRecord,
+    PartialRecord,
+    PartitionProgress,
+    decode_gate_batch,
+    decode_progress,
+    pack,
+)
 
 log = logging.getLogger(__name__)
 
-_pack = msgspec.msgpack.Encoder().encode
 META = b"meta"
 PRUNE_EVERY = 200  # batches
 PROVISIONAL_EVERY = 2.0  # seconds between revisions of the open 1m windows
 
 
-class Batch(msgspec.Struct):
-    wm: float | None
-    flushed: bool
-    max_ts: float | None
-    # (role, late flags, event time, raw event, watermark at the event's stream position)
-    items: list[tuple[int, int, float, bytes, float]]
-
-
-class Meta(msgspec.Struct):
-    """A partition's progress: the last batch's marker fields and the next input offset."""
-
-    wm: float | None
-    flushed: bool
-    max_ts: float | None
-    next: int = 0
-
-
-_decode_batch = msgspec.msgpack.Decoder(Batch).decode
-_decode_meta = msgspec.msgpack.Decoder(Meta).decode
-
-
-def marker_watermark(b: Batch | Meta) -> float:
+def marker_watermark(b: GateBatch | PartitionProgress) -> float:
     if b.flushed:
         return float("inf")
     return b.wm if b.wm is not None else float("-inf")
 
 
-def feed(st: PartitionState, b: Batch) -> tuple[list[tuple[int, int, Any]], int]:
+def feed(st: PartitionState, b: GateBatch) -> tuple[list[tuple[int, int, Any]], int]:
     """Apply a batch in stream order: windows close exactly where the watermark passed
     them, so what arrives after a window closed never reaches it. Returns the closed
     windows' partials and the number of duplicates dropped."""
@@ -73,6 +63,15 @@ def feed(st: PartitionState, b: Batch) -> tuple[list[tuple[int, int, Any]], int]
     return closed, dups
 
 
+def check_item(item: tuple[int, int, float, bytes, float]) -> None:
+    """What the gate guarantees of an item; ValueError for anything else (a poison record)."""
+    role, flags, ts, raw, wm = item
+    if role not in (PRIMARY, REPLY_ENGAGEMENT) or not 0 <= flags < 8:
+        raise ValueError(f"bad role {role} or flags {flags}")
+    if not (math.isfinite(ts) and ts >= MIN_TS) or math.isnan(wm):
+        raise ValueError(f"event time {ts} or watermark {wm} out of range")
+
+
 def register(app: faust.App, ctx: Context) -> Any:
     batches = app.topic(ctx.topics.internal("batches"), value_serializer="raw", key_serializer="raw",
                         partitions=ctx.partitions)  # fmt: skip
@@ -84,6 +83,8 @@ def register(app: faust.App, ctx: Context) -> Any:
     ))  # fmt: skip
     states: dict[int, PartitionState] = {}
     expected: dict[int, int] = {}  # partition -> next input offset (see processors.gapfill)
+    progress: dict[int, PartitionProgress] = {}  # partition -> its last marker
+    poison = Poison(app, ctx)
     last_provisional: dict[int, float] = {}
     processed: dict[int, int] = {}
     duplicates = counter(PROC_DUPLICATES)
@@ -96,17 +97,22 @@ def register(app: faust.App, ctx: Context) -> Any:
             if tp.topic == batches.get_topic_name():
                 states.pop(tp.partition, None)
 
-    def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]], Meta]:
+    def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]], PartitionProgress]:
         """Replay the partition's item log in input order; windows it closed are re-sent."""
         st = PartitionState(ctx.tracker, ctx.classifier, ctx.settings, ctx.scorer)
         prefix = f"{p}|".encode()
         logged = sorted(k for k in itemlog if k.startswith(prefix) and not k.endswith(META))
         closed: list[tuple[int, int, Any]] = []
         for key in logged:
-            closed += feed(st, _decode_batch(itemlog[key]))[0]
+            closed += feed(st, decode_gate_batch(itemlog[key]))[0]
         st.filtered.clear()  # counted when first applied, not again on a rebuild
+        st.poisoned = 0
         raw_meta = itemlog.get(prefix + META)
-        meta = _decode_meta(raw_meta) if raw_meta is not None else Meta(None, False, None)
+        meta = (
+            decode_progress(raw_meta)
+            if raw_meta is not None
+            else PartitionProgress(None, False, None)
+        )
         closed += st.advance(marker_watermark(meta))
         log.info("resolve: partition %d rebuilt from %d logged batches", p, len(logged))
         return st, closed, meta
@@ -117,7 +123,7 @@ def register(app: faust.App, ctx: Context) -> Any:
     async def send_closed(
         p: int,
         closed: list[tuple[int, int, Any]],
-        b: Batch | Meta,
+        b: GateBatch | PartitionProgress,
         provisional: list[tuple[int, int, Any]] | None = None,
     ) -> None:
         # Via the producer, not Topic.send (see processors.finalize); order per producer holds.
@@ -125,17 +131,10 @@ def register(app: faust.App, ctx: Context) -> Any:
         key = str(p).encode()
         for parts, final in ((provisional or [], False), (closed, True)):
             for size, start, part in parts:
-                msg = {"t": "partial", "p": p, "size": size, "start": start, "final": final}
-                msg["partial"] = part.to_wire()
-                await app.producer.send(partials_name, key, _pack(msg), 0, None, None)
-        marker = {
-            "t": "marker",
-            "p": p,
-            "wm": None if b.flushed else b.wm,
-            "flushed": b.flushed,
-            "max_ts": b.max_ts,
-        }
-        await app.producer.send(partials_name, key, _pack(marker), 0, None, None)
+                msg = PartialRecord(p, size, start, part.to_wire(), final)
+                await app.producer.send(partials_name, key, pack(msg), 0, None, None)
+        marker = MarkerRecord(p, None if b.flushed else b.wm, b.flushed, b.max_ts)
+        await app.producer.send(partials_name, key, pack(marker), 0, None, None)
 
     @app.agent(batches, name="resolve")
     async def resolve(stream: Any) -> None:
@@ -153,6 +152,7 @@ def register(app: faust.App, ctx: Context) -> Any:
             if p not in states:
                 states[p], resend, meta = rebuild(p)
                 expected[p] = meta.next
+                progress[p] = meta
                 await send_closed(p, resend, meta)
             for o, value in await to_apply(ctx.bootstrap, batches_name, p, expected[p], offset,
                                            event.value, f"resolve partition {p}"):  # fmt: skip
@@ -161,12 +161,26 @@ def register(app: faust.App, ctx: Context) -> Any:
     async def apply(p: int, offset: int, value: bytes) -> None:
         started = time.perf_counter()
         st = states[p]
-        b = _decode_batch(value)
+        where = f"{batches_name}[{p}]@{offset}"
+        try:
+            b = decode_gate_batch(value)
+            for item in b.items:
+                check_item(item)
+        except MALFORMED as exc:
+            # A crafted or corrupt record (the gate never writes one): to the DLQ with the
+            # reason, never a crash loop; nothing of it is applied.
+            await poison.send(value, "invalid_internal_record", f"{where}: {exc}")
+            last = progress[p]
+            b = GateBatch(last.wm, last.flushed, last.max_ts, [])
         closed, dups = feed(st, b)
+        if st.poisoned:  # items whose event did not decode were skipped one by one
+            await poison.send(value, "invalid_internal_record", f"{where}: {st.poisoned} bad items")
+            st.poisoned = 0
         if b.items:
             await itemlog.put(p, f"{p}|{offset:020d}".encode(), value)
-        meta = Meta(b.wm, b.flushed, b.max_ts, offset + 1)
-        await itemlog.put(p, f"{p}|".encode() + META, _pack(meta))
+        meta = PartitionProgress(b.wm, b.flushed, b.max_ts, offset + 1)
+        progress[p] = meta
+        await itemlog.put(p, f"{p}|".encode() + META, pack(meta))
         expected[p] = offset + 1
         closed += st.advance(marker_watermark(b))
         provisional: list[tuple[int, int, Any]] = []
@@ -193,7 +207,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         horizon = st.watermark - max(s.dedupe_seconds, s.target_retention) - 3600 - s.lateness
         prefix = f"{p}|".encode()
         for key in [k for k in itemlog if k.startswith(prefix) and not k.endswith(META)]:
-            items = _decode_batch(itemlog[key]).items
+            items = decode_gate_batch(itemlog[key]).items
             newest = max((ts for _, _, ts, _, _ in items), default=horizon)
             if newest < horizon:
                 await itemlog.delete(p, key)

@@ -268,3 +268,55 @@ def test_worker_counters_equal_the_results_1m_totals(
         and {k: v for k, v in scraped.items() if k[0] in {d.name for d in RESULT_COUNTERS.values()}}
         == want
     )
+
+
+def test_poison_records_on_internal_topics_go_to_the_dlq_and_change_nothing(
+    dataset, stack, namespace: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Crafted records on ``<ns>.proc.batches``, ``<ns>.proc.partials`` and a malformed flush
+    request on ``<ns>.proc.control``: each is a dead letter with its reason, the agents
+    keep running, and the results still equal the oracle."""
+    import msgspec
+    from kafka import KafkaProducer
+
+    cfg, _, lines, expected = dataset
+    config = load_config(cfg)
+    delete_namespace(stack.bootstrap, namespace)
+    ensure_topics(stack.bootstrap, namespace, config.kafka.partitions, 1)
+    topics = Topics(namespace)
+    bad_items = msgspec.msgpack.encode(
+        {"wm": None, "flushed": False, "max_ts": None, "items": [[0, 0, 1.7e9, b"{nope", 1.7e9]]}
+    )
+    poison = [
+        (topics.internal("batches"), 0, b"\x00not msgpack"),
+        (topics.internal("batches"), 1, bad_items),
+        (topics.internal("batches"), 2, msgspec.msgpack.encode({"items": "?"})),
+        (topics.internal("partials"), 0, b"\xc1"),
+        (topics.internal("partials"), 0, msgspec.msgpack.encode({"t": "partial", "p": 0})),
+        (topics.internal("control"), 0, b"{flush everything"),
+    ]
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap)
+    for topic, partition, value in poison:
+        producer.send(topic, value, partition=partition)
+    producer.flush()
+    producer.close()
+    log = tmp_path / "worker.log"
+    worker = _worker(cfg, namespace, tmp_path / "w", log)
+    try:
+        produce_lines(stack.bootstrap, namespace, lines)
+        request_flush(stack.bootstrap, namespace)
+        got = collect_results(
+            stack.bootstrap, namespace, timeout=300, alive=lambda: worker.poll() is None
+        )
+        assert worker.poll() is None, "the worker stopped"
+    finally:
+        _stop(worker)
+    assert_same_rows(got, expected)
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
+    consumer.assign([TopicPartition(topics.dlq, 0)])
+    reasons = [dict(r.headers).get("ripple-reason") for r in consumer]
+    consumer.close()
+    assert reasons.count(b"invalid_internal_record") == 5
+    assert reasons.count(b"invalid_control_record") == 1

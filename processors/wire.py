@@ -1,0 +1,88 @@
+"""Every record the processors write to their internal topics, declared once.
+
+``<ns>.events`` carries canonical events (``ingest.events``); the stages between them speak
+these structs, msgpack-encoded (JSON for the control topic, which people write by hand):
+
+    gate ──GateBatch──▶ <ns>.proc.batches ──resolve──PartialRecord/MarkerRecord──▶ <ns>.proc.partials
+    replay ──FlushRequest──▶ <ns>.proc.control ──▶ gate        (GateCheckpoint: commit metadata)
+
+Decoding is typed, so a crafted or truncated record fails here with a message, and the
+agent sends it to the dead-letter topic instead of crashing (see ``processors.poison``).
+Version 1 of each; a field added later gets a default so older records still decode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+# (role, late flags, event time, raw canonical event, watermark at the event's position)
+Item = tuple[int, int, float, bytes, float]
+
+
+class GateCheckpoint(msgspec.Struct):
+    """The gate's state, in the metadata of its committed input offsets (JSON)."""
+
+    watermark: float | None = None  # None: nothing seen yet
+    max_ts: float | None = None
+    flushed: bool = False  # end of a replay: every window closed
+
+
+class GateBatch(msgspec.Struct):
+    """One gate batch for one stage partition: its items and the marker fields after it."""
+
+    wm: float | None
+    flushed: bool
+    max_ts: float | None
+    items: list[Item]
+
+
+class PartitionProgress(msgspec.Struct):
+    """A partition's progress in resolve's item log: the last marker and next input offset."""
+
+    wm: float | None
+    flushed: bool
+    max_ts: float | None
+    next: int = 0
+
+
+class PartialRecord(msgspec.Struct, tag="partial", tag_field="t"):
+    """A window's aggregates from one partition (``Partial.to_wire``); final or provisional."""
+
+    p: int
+    size: int
+    start: int
+    partial: dict[str, Any]
+    final: bool = True
+
+
+class MarkerRecord(msgspec.Struct, tag="marker", tag_field="t"):
+    """A partition's watermark after a batch: windows before it are complete there."""
+
+    p: int
+    wm: float | None
+    flushed: bool
+    max_ts: float | None
+
+
+RollupInput = PartialRecord | MarkerRecord
+
+
+class FlushRequest(msgspec.Struct):
+    """End of a replay: close every window once the gate has read up to these offsets."""
+
+    flush_at: dict[int, int]  # events partition -> end offset
+
+
+_pack = msgspec.msgpack.Encoder().encode
+pack = _pack
+decode_gate_batch = msgspec.msgpack.Decoder(GateBatch).decode
+decode_progress = msgspec.msgpack.Decoder(PartitionProgress).decode
+decode_rollup_input = msgspec.msgpack.Decoder(RollupInput).decode  # type: ignore[arg-type]
+decode_flush_request = msgspec.json.Decoder(FlushRequest).decode
+encode_json = msgspec.json.Encoder().encode
+decode_checkpoint = msgspec.json.Decoder(GateCheckpoint).decode
+
+# What a malformed internal record raises on decoding (or on its first use).
+MALFORMED = (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError)
