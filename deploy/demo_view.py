@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from deploy.stack.httpcheck import http_ok
 from deploy.stack.paths import DEPLOY_DIR
 
 GRAFANA_PROVISIONING = DEPLOY_DIR / "grafana" / "provisioning"
@@ -57,9 +58,25 @@ def stream_alert(alerts: list[dict[str, Any]], alertname: str, brand: str, platf
     )
 
 
+def prometheus_ui(prometheus: str) -> str:
+    """The base URL of Prometheus' web pages. Debian's package ships only the classic UI
+    (``/classic/graph``, ``/classic/alerts``: its ``/alerts`` is a 404); Prometheus 3 has no
+    ``/classic`` and serves ``/alerts`` itself."""
+    return f"{prometheus}/classic" if http_ok(f"{prometheus}/classic/alerts") else prometheus
+
+
 def graph_url(prometheus: str, expr: str, range_: str = "30m") -> str:
     query = urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": range_})
     return f"{prometheus}/graph?{query}"
+
+
+def alertmanager_lines(alertmanager: str) -> list[str]:
+    """How to see Alertmanager's alerts. Debian's package ships no web UI (its page only says
+    "does not include a web application"), so: amtool, and the v2 API in a browser."""
+    return [
+        f"  Alertmanager        amtool alert query --alertmanager.url={alertmanager}",
+        f"                      (Debian's Alertmanager has no web UI; JSON: {alertmanager}/api/v2/alerts)",
+    ]
 
 
 def where_to_look(
@@ -71,12 +88,13 @@ def where_to_look(
 ) -> list[str]:
     mentions = f'sum by (brand) (brand_platform:ripple_smm_mentions:rate5m{{namespace="{namespace}"}}) * 60'
     drop = f'brand_platform:ripple_smm_engagements:increase15m{{namespace="{namespace}"}}'
+    ui = prometheus_ui(prometheus)
     lines = [
         "Where to look:",
-        f"  Prometheus graph    {graph_url(prometheus, mentions)}",
-        f"  engagements (15m)   {graph_url(prometheus, drop)}",
-        f"  Prometheus alerts   {prometheus}/alerts   (rules: {prometheus}/rules, targets: {prometheus}/targets)",
-        f"  Alertmanager        {alertmanager}/#/alerts",
+        f"  Prometheus graph    {graph_url(ui, mentions)}",
+        f"  engagements (15m)   {graph_url(ui, drop)}",
+        f"  Prometheus alerts   {ui}/alerts   (rules: {ui}/rules , targets: {ui}/targets )",
+        *alertmanager_lines(alertmanager),
     ]
     lines += [f"  worker metrics      {w}/metrics" for w in workers]
     if collector:

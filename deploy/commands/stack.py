@@ -116,6 +116,19 @@ def _table(stack: LocalStack) -> bool:
     return all(c.healthy for c in comps)
 
 
+def print_where(stack: LocalStack) -> None:
+    """Where to look once the stack is up (the browser test opens every URL printed here)."""
+    from deploy.demo_view import alertmanager_lines, prometheus_ui
+
+    prom = prometheus_ui(stack.prometheus_url)
+    print(f"\n  Kafka bootstrap     {stack.bootstrap}")
+    print(f"  Prometheus targets  {prom}/targets")
+    print(f"  Prometheus alerts   {prom}/alerts   (firing and pending, from the generated rules)")
+    for line in alertmanager_lines(stack.alertmanager_url):
+        print(line)
+    print(f"  logs                {stack.paths.logs}/")
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from deploy.stack.kafka import KafkaError
     from deploy.stack.supervisor import ServiceError
@@ -141,10 +154,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     else:
         print(f"Ripple stack is already up; state in {stack.paths.root}")
     ok = _table(stack)
-    print(f"\n  Kafka bootstrap   {stack.bootstrap}")
-    print(f"  Prometheus UI     {stack.prometheus_url}/targets")
-    print(f"  Alertmanager UI   {stack.alertmanager_url}")
-    print(f"  logs              {stack.paths.logs}/")
+    print_where(stack)
     if stack.cfg.kafka.bootstrap.split(",")[0] not in stack.bootstrap.split(","):
         print(
             f"  warning: kafka.bootstrap is {stack.cfg.kafka.bootstrap} but the stack's broker is "
