@@ -24,6 +24,7 @@ from processors.metrics import NS, RESULT_COUNTERS
 from processors.results import Row
 
 WINDOW = "1m"
+FILL = 6 * 3600  # seconds of flat samples after a window with data (then the series rests)
 STEP = 60
 HEAD_BLOCK_SECONDS = 3 * 3600  # what Prometheus may still be writing: never backfill it
 
@@ -100,9 +101,15 @@ def write_openmetrics(
             stats.series += 1
             total: float = 0
             sample(name, labels, first_end - STEP, 0)
-            # Window ends are whole minutes; the union guards against one that is not.
-            for t in sorted(set(range(first_end, last_end + STEP, STEP)) | set(windows)):
-                total += windows.get(t, 0)
+            # A sample every minute keeps rate() continuous, but only up to FILL after each
+            # window with data: loops run over data, never over a span of event time (one
+            # row dated 2999 must not mean a sample for every minute until then).
+            points = sorted(windows)
+            for i, t in enumerate(points):
+                total += windows[t]
                 sample(name, labels, t, total)
+                nxt = points[i + 1] if i + 1 < len(points) else last_end + STEP
+                for u in range(t + STEP, min(nxt, t + FILL), STEP):
+                    sample(name, labels, u, total)
     out.write("# EOF\n")
     return stats
