@@ -113,8 +113,10 @@ def write_report(
     pdf: Path | None = None,
     prometheus: str | None = None,
     pipeline_namespace: str | None = None,
+    pipeline_period: Period | None = None,
 ) -> Report:
-    """Figures, charts, page (and PDF); raises ReportError / PdfError."""
+    """Figures, charts, page (and PDF); raises ReportError / PdfError. ``pipeline_period``:
+    the processing-time range of the Prometheus counters when it is not the period's."""
     from deploy.report import page, pipeline
     from deploy.report.figures import build
     from deploy.report.pdf import print_pdf
@@ -122,7 +124,7 @@ def write_report(
     brands = {b.name: b.competitor for b in config.brands}
     _say(f"{len(rows):,} rows; figures for {period.label}")
     report = build(rows, source, period, compare, brands)
-    report.pipeline = pipeline.fetch(prometheus, pipeline_namespace, period)
+    report.pipeline = pipeline.fetch(prometheus, pipeline_namespace, pipeline_period or period)
     n = sum(len(b.charts) for b in report.brands) + sum(len(s.charts) for s in report.sites)
     _say(f"{len(report.brands)} brands, {len(report.sites)} sites, {len(report.alerts)} alerts; rendering {n} charts")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -806,14 +806,14 @@ def build(
 
 def footnotes(report: Report) -> list[str]:
     ua = (
-        "hourly (1h) windows"
+        "hourly (1h) window"
         if report.unique_authors_window == "1h"
-        else "1m windows (the period is not whole hours)"  # fmt: skip
+        else "1m window (the period is not whole hours, so 1h windows do not fit it)"
     )
     return [
-        f"¹ Unique authors cannot be summed exactly from window rows: the figure is the sum of "
-        f"each {ua}' distinct authors, so an author active in several windows counts once per "
-        "window. It is an upper bound of the period's distinct authors.",
+        "¹ Unique authors cannot be summed exactly from window rows: the figure adds up the "
+        f"distinct authors of each {ua}, so an author active in several windows counts once "
+        "per window. It is an upper bound of the period's distinct authors.",
         "² Potential reach is summed over 1m windows, as the dashboards' counter is: an author "
         "who mentions the brand in several minutes counts in each. Engagement rate is the "
         "period's engagements divided by this sum (both from 1m rows).",

@@ -89,8 +89,11 @@ def fetch(prometheus: str | None, namespace: str | None, period: Period) -> Pipe
         campaigns = [_table(prometheus, t, by, m, namespace, period, at) for t, by, m in CAMPAIGN_QUERIES]  # fmt: skip
     except Unreachable as exc:
         return Pipeline(False, f"not available: Prometheus at {prometheus} did not answer ({exc})")
+    from processors.windows import iso
+
     note = (
-        f"Prometheus at {prometheus}, namespace {namespace!r}: increase of the counters "
-        f"over the period, by processing time (a replay counts when it ran, not at its events' times)"  # fmt: skip
+        f"Prometheus at {prometheus}, namespace {namespace!r}: increase of the counters from "
+        f"{iso(period.since)} to {iso(at)}, by processing time (events count when they were "
+        "processed, e.g. a replay when it ran, not at their event times)"
     )
     return Pipeline(True, note, tables, campaigns)

@@ -347,6 +347,18 @@ def test_clear_errors(made, tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert not Path(out).exists()
 
 
+def test_pipeline_section_says_when_prometheus_is_not_reachable(made, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from deploy.stack.ports import free_port
+
+    out = tmp_path / "r.html"
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert main(["report", "--results", str(made[1]), "--out", str(out), "--prometheus", url,
+                 "--pipeline-namespace", "ripple"]) == 0  # fmt: skip
+    html = out.read_text()
+    assert f"Pipeline figures not available: Prometheus at {url} did not answer" in html
+    assert "campaigns are counted only as Prometheus" in html  # no campaign rows in the file
+
+
 # --- against the real broker ------------------------------------------------------------
 
 
