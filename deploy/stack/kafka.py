@@ -189,6 +189,10 @@ def _server_properties(spec: KafkaSpec, data_dir: Path, node: Node | None = None
         # Compacted topics (changelogs) get cleaned soon after their segments roll.
         "log.cleaner.backoff.ms": "5000",
     }
+    if replicas > 1:
+        # A dead node is fenced (its partitions get new leaders) after 4s, not the default 9s.
+        props["broker.session.timeout.ms"] = "4000"
+        props["broker.heartbeat.interval.ms"] = "1000"
     if spec.major >= 4:
         props["share.coordinator.state.topic.replication.factor"] = str(replicas)
         props["share.coordinator.state.topic.min.isr"] = str(min_isr)
