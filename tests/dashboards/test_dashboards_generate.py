@@ -32,6 +32,12 @@ def test_write_into_an_empty_tree_then_nothing_to_do(tmp_path) -> None:
         "deploy/alertmanager.yml",
         "deploy/grafana/provisioning/datasources/ripple.yaml",
         "deploy/grafana/provisioning/dashboards/ripple.yaml",
+        "deploy/compose/grafana/datasources/ripple.yaml",
+        "deploy/helm/ripple/files/prometheus_rules.yaml",
+        "deploy/helm/ripple/files/prometheus_alerts.yaml",
+        "deploy/helm/ripple/files/grafana/smm.json",
+        "deploy/helm/ripple/files/grafana/smo.json",
+        "deploy/helm/ripple/files/grafana/pipeline.json",
     }
     assert {str(p.relative_to(tmp_path)) for p in written} == expected
     assert generate.write(root=tmp_path) == []
