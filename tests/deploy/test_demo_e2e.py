@@ -114,7 +114,7 @@ def test_demo_reports_data_and_the_alert(demo: Demo) -> None:
     alert = re.search(r"stream EngagementDrop: in Alertmanager after (\d+)s", out)
     assert data and alert, out
     print(f"demo run {demo.took:.0f}s; dashboards data after {data[1]}s, alert after {alert[1]}s")
-    for where in (f"{demo.prometheus}/alerts", f"{demo.alertmanager}/#/alerts", "/metrics",
+    for where in (f"{demo.prometheus}/classic/alerts", f"--alertmanager.url={demo.alertmanager}", "/metrics",
                   "/ripple.js", "deploy/grafana/provisioning"):  # fmt: skip
         assert where in out
     assert re.search(r"acme\s+\S+\s+\d+%", out)  # the summary's brand table
