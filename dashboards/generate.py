@@ -91,6 +91,10 @@ def outputs(cfg: Config = CONFIG, root: Path | None = None) -> dict[Path, str]:
         files[GRAFANA / f"{name}.json"] = dump_json(board)
     for path in (RULES, ALERTS, *(p for p in list(files) if p.parent == GRAFANA)):
         files[HELM_FILES / path.relative_to("dashboards/out")] = files[path]
+    # The chart sets the URL from its values; name and uid are the ones the dashboards use.
+    files[HELM_FILES / "grafana-datasource.yaml"] = files[
+        PROVISIONING / "datasources" / "ripple.yaml"
+    ]
     return {root / p: text for p, text in files.items()}
 
 

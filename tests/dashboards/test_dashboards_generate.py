@@ -38,6 +38,7 @@ def test_write_into_an_empty_tree_then_nothing_to_do(tmp_path) -> None:
         "deploy/helm/ripple/files/grafana/smm.json",
         "deploy/helm/ripple/files/grafana/smo.json",
         "deploy/helm/ripple/files/grafana/pipeline.json",
+        "deploy/helm/ripple/files/grafana-datasource.yaml",
     }
     assert {str(p.relative_to(tmp_path)) for p in written} == expected
     assert generate.write(root=tmp_path) == []

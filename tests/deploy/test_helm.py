@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards.generate import ALERTS_FILE, GRAFANA_DIR, RULES_FILE
-from deploy.stack.paths import REPO_ROOT
+from dashboards.generate import ALERTS_FILE, GRAFANA_DIR, PROVISIONING, REPO_ROOT, RULES_FILE
 
 CHART = REPO_ROOT / "deploy" / "helm" / "ripple"
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
@@ -97,6 +96,16 @@ def test_full_values_render_what_they_enable(helm: Path) -> None:
     assert objs[("Secret", "rel-ripple-secrets")]["stringData"] == {
         "X_BEARER_TOKEN": "not-a-real-token"
     }
+    # The dashboards' data source (generated name and uid), at the URL of the values.
+    ds = yaml.safe_load(
+        objs[("ConfigMap", "rel-ripple-datasource")]["data"]["ripple-datasource.yaml"]
+    )
+    generated = yaml.safe_load(
+        (REPO_ROOT / PROVISIONING / "datasources" / "ripple.yaml").read_text()
+    )
+    assert ds["datasources"] == [
+        {**generated["datasources"][0], "url": "http://kube-prometheus-stack-prometheus:9090"}
+    ]
     # The TOML lands verbatim in the ConfigMap every pod mounts.
     toml = objs[("ConfigMap", "rel-ripple-config")]["data"]["ripple.toml"]
     assert toml == yaml.safe_load(FULL_VALUES.read_text())["config"]
