@@ -24,7 +24,9 @@ pageviews, social referrals, share clicks and conversions, and an engagement dro
 on bluesky an hour ago. The stream-side EngagementDrop fires on it and reaches Alertmanager
 (label source="stream"). Once the history has caught up with the clock, events keep flowing
 in real time (the website's through the running collector) while a summary refreshes for
---minutes; the stack keeps running afterwards (`ripple down` stops it).
+--minutes; the stack keeps running afterwards (`ripple down` stops it). At the end it
+writes a report of the history (`ripple report`: its second half against its first) and
+prints its path.
 
 A second demo within --hours of the first plays no history (its events would only be
 late); `ripple down --purge` starts from scratch. Once the demo ends no more events arrive,
@@ -144,8 +146,36 @@ def _play(stack: LocalStack, plan: DemoPlan, speed: float, args: argparse.Namesp
     finally:
         feeder.stop()
         feeder.join(timeout=15)
+    _report(stack, plan)
     print("\nThe stack keeps running: `ripple status`, `ripple down` (--purge deletes the data).")
     return 0
+
+
+def _report(stack: LocalStack, plan: DemoPlan) -> None:
+    """``ripple report`` of the demo history (from <ns>.results): its second half against
+    its first, so the drop an hour ago shows as what went down."""
+    from deploy.commands.report import write_report
+    from deploy.report.figures import Period, ReportError, Rows, load_namespace
+    from deploy.report.pdf import PdfError
+
+    ns, out = stack.cfg.kafka.namespace, stack.paths.root / "demo-report.html"
+    print(f"\nWriting the report of the demo history from {ns}.results...")
+    try:
+        rows = load_namespace(stack.bootstrap, ns, timeout=60)
+        span = Rows(rows).span()
+        # Windows of the last allowed lateness are not final yet: end where the rows end.
+        end = min(plan.live_from, span[1] if span else plan.live_from) // 60 * 60
+        start = plan.spec.start // 60 * 60
+        mid = (start + (end - start) / 2) // 60 * 60
+        write_report(rows, f"{ns}.results on {stack.bootstrap}", Period(mid, end),
+                     Period(start, mid), stack.cfg, out, prometheus=stack.prometheus_url,
+                     pipeline_namespace=ns,
+                     # The history was processed in the last minutes, not at its event times.
+                     pipeline_period=Period(start, time.time()))  # fmt: skip
+    except (ReportError, PdfError) as exc:
+        print(f"  no report: {exc}", file=sys.stderr)
+        return
+    print(f"  report: {out.resolve()} (open it in a browser; `ripple report --help` for more)")
 
 
 def _catch_up(stack: LocalStack, feeder: Feeder, wait: bool, timeout: float) -> None:

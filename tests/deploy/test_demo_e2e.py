@@ -84,6 +84,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         stack.down()
 
 
+def test_demo_writes_the_report_of_its_history(demo: Demo) -> None:
+    found = re.search(r"report: (\S+\.html)", demo.output)
+    assert found, demo.output
+    html = Path(found[1]).read_text()
+    # The second half of the history holds the drop: acme's bluesky engagements went down.
+    assert "Brand acme" in html and "Site acme.com" in html and "EngagementDrop" in html
+    assert "<script" not in html
+
+
 def _wait_for_rule_data(prometheus: str, timeout: float = 30.0) -> None:
     """The recording rules evaluate every 5s: wait until a rate over the collector exists."""
     deadline = time.monotonic() + timeout
