@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "deploy.commands.ingest",  # ingest <source>
     "deploy.commands.worker",  # worker
     "deploy.commands.replay",  # replay
+    "deploy.commands.backtest",  # backtest
     "deploy.commands.archive",  # archive
     "deploy.commands.dashboards",  # dashboards generate|check|push
     "deploy.commands.demo",  # demo
