@@ -24,6 +24,7 @@ from deploy.stack.process import read_pid
 from deploy.stack.services import ServiceSpec, ripple_services
 from deploy.stack.topics import TopicSpec, ensure_topics
 from ingest.config import Config
+from ingest.kafka_client import KafkaAccess
 from ingest.topics import Topics
 from processors.topology import EVENTS_TOPIC_CONFIG
 
@@ -147,7 +148,11 @@ class LocalStack:
             supervisor.wait_healthy(self.paths, spec, timeout)
         if prom.name in result.already:
             prometheus.reload(self.cfg.stack.prometheus_port)  # picks up new rule files
-        ensure_topics(self.bootstrap, self.namespace_topics())
+        # The local brokers are PLAINTEXT; the topics are replicated as [kafka] says.
+        k = self.cfg.kafka
+        local = KafkaAccess(self.bootstrap, replication_factor=k.replication_factor,
+                            min_insync_replicas=k.min_insync_replicas)  # fmt: skip
+        ensure_topics(local, self.namespace_topics())
 
         # Ripple's processes need the broker; start them all, then await each.
         for spec in ripple:
