@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ingest.config import Config, load_config
@@ -28,6 +29,15 @@ from processors.stream_alerts import rules_of
 INF = float("inf")
 
 
+@dataclass
+class Timings:
+    """Seconds spent in each stage (for bench/core.py)."""
+
+    gate: float = 0.0
+    partitions: float = 0.0
+    rollup: float = 0.0
+
+
 class _Batch:
     """What ``resolve.feed`` reads of a gate batch."""
 
@@ -35,7 +45,9 @@ class _Batch:
         self.items = items
 
 
-def run(config: Config, lines: Iterable[bytes], partitions: int = 6) -> list[Row]:
+def run(
+    config: Config, lines: Iterable[bytes], partitions: int = 6, timings: Timings | None = None
+) -> list[Row]:
     """Every results row of the stream, sorted as the results file is."""
     from processors.resolve import feed  # the agent module holds feed(); no faust app is made
 
@@ -48,8 +60,10 @@ def run(config: Config, lines: Iterable[bytes], partitions: int = 6) -> list[Row
         max_future=float(proc.max_future_seconds),
         excluded=ctx.excluded,
     )
+    t0 = time.perf_counter()
     for raw in lines:
         step.add(raw)
+    t1 = time.perf_counter()
     rollup = Rollup(partitions, ctx.tracker.brands, ctx.lateness, rules_of(config))
     out: dict[tuple[str, str, str, str], Row] = {}
     for p in range(partitions):
@@ -59,7 +73,12 @@ def run(config: Config, lines: Iterable[bytes], partitions: int = 6) -> list[Row
         for size, start, partial in closed:
             rollup.add_partial(p, size, start, partial)
         rollup.mark(p, INF, step.max_ts)
+    t2 = time.perf_counter()
     rows, alerts = rollup.finalize()
+    if timings is not None:
+        timings.gate += t1 - t0
+        timings.partitions += t2 - t1
+        timings.rollup += time.perf_counter() - t2
     for r in rows + [alert_row(*a) for a in alerts]:
         out[identity(r)] = r
     return sorted(out.values(), key=sort_key)

@@ -24,6 +24,7 @@ import msgspec
 
 from ingest.events import Event, decode_trusted
 from processors import sentiment
+from processors.indices import SeenIds, TargetIndex, id_key
 from processors.matching import EMPTY, Tracker
 from processors.networks import NetworkClassifier, is_paid_medium
 from processors.windows import LATE_1M, LATE_BITS, SIZES, is_closed, window_start
@@ -208,8 +209,8 @@ class PartitionState:
         self.classifier = classifier
         self.settings = settings
         self.watermark = float("-inf")
-        self.seen: dict[tuple[int, str], float] = {}  # (role, id) -> ts
-        self.posts: dict[str, PostInfo] = {}
+        self.seen = SeenIds()  # (role, id) of every event counted, for dedupe
+        self.targets = TargetIndex()  # posts that mention or belong to a brand
         # (site, session) -> [(ts, arrival, network or None)]
         self.sessions: dict[tuple[str, str], list[tuple[float, int, str | None]]] = defaultdict(
             list
@@ -230,10 +231,8 @@ class PartitionState:
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.poisoned += 1  # not from the gate: a crafted internal record
             return None
-        key = (role, ev.id)
-        if key in self.seen:
+        if not self.seen.add(id_key(role, ev.id), ts):
             return None
-        self.seen[key] = ts
         if flags & EXCLUDED:
             if role == PRIMARY:
                 self.filtered[ev.platform] += 1
@@ -327,9 +326,6 @@ class PartitionState:
         return w
 
     def _index_post(self, ev: Any, ts: float) -> PostInfo:
-        info = self.posts.get(ev.id)
-        if info is not None:
-            return info
         owners = self.tracker.owners(ev.platform, ev.author.id)
         mentions = self.tracker.content_mentions(
             ev.platform,
@@ -339,7 +335,8 @@ class PartitionState:
             ev.reply_to_author_id,
             ev.quote_of_author_id,
         )
-        info = self.posts[ev.id] = PostInfo(ts, ev.author.id, mentions - owners, owners)
+        info = PostInfo(ts, ev.author.id, mentions - owners, owners)
+        self.targets.add(ev.id, ts, info.mentions | owners)
         return info
 
     def _index_pageview(self, ev: Any, ts: float) -> str | None:
@@ -385,13 +382,16 @@ class PartitionState:
             return
         self._last_prune = wm
         s = self.settings
-        horizon = wm - s.dedupe_seconds
-        self.seen = {k: t for k, t in self.seen.items() if t >= horizon}
-        horizon = wm - s.target_retention
-        self.posts = {k: p for k, p in self.posts.items() if p.ts >= horizon}
+        self.seen.expire_before(wm - s.dedupe_seconds)
+        self.targets.expire_before(wm - s.target_retention)
+        # A conversion still counted (its 1h window open) looks back one attribution window.
         horizon = wm - s.lateness - 3600 - s.attribution
-        for key in [k for k, pvs in self.sessions.items() if pvs[-1][0] < horizon]:
-            del self.sessions[key]
+        for key, pvs in list(self.sessions.items()):
+            kept = [pv for pv in pvs if pv[0] >= horizon]  # arrival order, not time order
+            if not kept:
+                del self.sessions[key]
+            elif len(kept) < len(pvs):
+                self.sessions[key] = kept
 
     # -- resolution ----------------------------------------------------------------
     def _target_brands(
@@ -399,9 +399,9 @@ class PartitionState:
     ) -> frozenset[str]:
         """Brands a target engages: it mentioned them, or one of their accounts wrote it."""
         brands = self.tracker.owners(platform, target_author)
-        info = self.posts.get(target)
-        if info is not None and info.ts < ts:
-            brands = brands | info.mentions | info.owners
+        found = self.targets.get(target)
+        if found is not None and found[0] < ts:
+            brands = brands | found[1]
         return brands
 
     def _first_touch(self, site: str, session: str, ts: float) -> str | None:

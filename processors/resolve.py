@@ -86,6 +86,7 @@ def register(app: faust.App, ctx: Context) -> Any:
     states: dict[int, PartitionState] = {}
     expected: dict[int, int] = {}  # partition -> next input offset (see processors.gapfill)
     progress: dict[int, PartitionProgress] = {}  # partition -> its last marker
+    newest: dict[int, dict[bytes, float]] = {}  # partition -> logged batch -> newest event time
     poison = Poison(app, ctx)
     processed: dict[int, int] = {}
     duplicates = counter(PROC_DUPLICATES)
@@ -104,8 +105,11 @@ def register(app: faust.App, ctx: Context) -> Any:
         prefix = f"{p}|".encode()
         logged = sorted(k for k in itemlog if k.startswith(prefix) and not k.endswith(META))
         closed: list[tuple[int, int, Any]] = []
+        newest[p] = {}
         for key in logged:
-            closed += feed(st, decode_gate_batch(itemlog[key]))[0]
+            b = decode_gate_batch(itemlog[key])
+            closed += feed(st, b)[0]
+            newest[p][key] = max((item[2] for item in b.items), default=float("-inf"))
         st.filtered.clear()  # counted when first applied, not again on a rebuild
         st.poisoned = 0
         raw_meta = itemlog.get(prefix + META)
@@ -191,7 +195,9 @@ def register(app: faust.App, ctx: Context) -> Any:
             await poison.send(value, "invalid_internal_record", f"{where}: {st.poisoned} bad items")
             st.poisoned = 0
         if b.items:
-            await itemlog.put(p, f"{p}|{offset:020d}".encode(), value)
+            key = f"{p}|{offset:020d}".encode()
+            await itemlog.put(p, key, value)
+            newest.setdefault(p, {})[key] = max(item[2] for item in b.items)
         meta = PartitionProgress(b.wm, b.flushed, b.max_ts, offset + 1)
         progress[p] = meta
         await itemlog.put(p, f"{p}|".encode() + META, pack(meta))
@@ -214,11 +220,9 @@ def register(app: faust.App, ctx: Context) -> Any:
         if st.watermark in (float("inf"), float("-inf")):
             return
         horizon = st.watermark - max(s.dedupe_seconds, s.target_retention) - 3600 - s.lateness
-        prefix = f"{p}|".encode()
-        for key in [k for k in itemlog if k.startswith(prefix) and not k.endswith(META)]:
-            items = decode_gate_batch(itemlog[key]).items
-            newest = max((ts for _, _, ts, _, _ in items), default=horizon)
-            if newest < horizon:
-                await itemlog.delete(p, key)
+        logged = newest.get(p, {})
+        for key in [k for k, ts in logged.items() if ts < horizon]:  # no batch is decoded
+            await itemlog.delete(p, key)
+            del logged[key]
 
     return resolve

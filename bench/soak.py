@@ -1,0 +1,175 @@
+"""Soak benchmark: a day of traffic through one worker, its memory hour by hour.
+
+    .venv/bin/python bench/soak.py --bootstrap 127.0.0.1:19092 [--events 5000000]
+
+Generates 24 hours of event time (60% social from 1,000,000 distinct authors, 40% website
+from 500,000 sessions; posts, reactions, reshares, replies, pageviews, share clicks and
+conversions), loads it into ``soak.events``, then plays it at full speed through one
+``ripple worker``. Once per hour of event time (the worker's watermark gauge) it prints
+the worker's resident memory; at the end the peak, and the peak of the last 6 hours
+against hours 6-12 (flat means the state does not grow with the day's traffic).
+Targets (issue 9): peak RSS <= 1 GiB, last-6-hours peak within 10% of hours 6-12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deploy.commands.replay import free_port  # noqa: E402
+from deploy.history import DEMO_CONFIG  # noqa: E402
+from ingest.events import format_ts  # noqa: E402
+from processors.replay import collect_results, produce_lines, request_flush  # noqa: E402
+from processors.topology import delete_namespace, ensure_topics  # noqa: E402
+
+NS = "soak"
+START = 1_763_596_800.0  # 2025-11-20T00:00:00Z
+BRANDS = ("acme", "globex", "initech")
+PLATFORMS = ("bluesky", "mastodon", "reddit", "x")
+WORDS = ("love", "great", "terrible", "new", "shoes", "launch", "slow", "fast", "meh", "wow")
+NETWORK_REFERRERS = ("https://t.co/x", "https://bsky.app/p", "https://www.reddit.com/r/a",
+                     "https://news.ycombinator.com/", None, None, "https://acme.com/")  # fmt: skip
+
+
+def generate(n_events: int, authors: int, sessions: int, seed: int = 5) -> Iterator[bytes]:
+    """``n_events`` canonical events over 24 hours of event time, in time order."""
+    rnd = random.Random(seed)
+    step = 86400.0 / n_events
+    recent: list[str] = []  # recent post ids (targets)
+    for i in range(n_events):
+        t = START + i * step
+        ts = format_ts(t)
+        ing = format_ts(t + 1.0)
+        if rnd.random() < 0.6:
+            platform = PLATFORMS[i % 4]
+            author = {"id": f"{platform}-u{rnd.randrange(authors)}", "handle": None,
+                      "followers": rnd.randrange(5000)}  # fmt: skip
+            r = rnd.random()
+            base = {"v": 1, "platform": platform, "ts": ts, "ingested_at": ing, "author": author}
+            if r < 0.4 or not recent:
+                pid = f"{platform}:p{i}"
+                text = f"{rnd.choice(BRANDS)} {rnd.choice(WORDS)} {rnd.choice(WORDS)}"
+                ev = {**base, "id": pid, "kind": "post", "text": text, "lang": "en",
+                      "hashtags": [], "links": [f"https://acme.com/p/{i % 50}"]}  # fmt: skip
+                if r < 0.05 and recent:
+                    ev["reply_to"] = rnd.choice(recent)
+                recent.append(pid)
+                if len(recent) > 2000:
+                    del recent[:1000]
+            elif r < 0.85:
+                ev = {**base, "id": f"{platform}:l{i}", "kind": "reaction",
+                      "target": rnd.choice(recent)}  # fmt: skip
+            else:
+                ev = {**base, "id": f"{platform}:r{i}", "kind": "reshare",
+                      "target": rnd.choice(recent)}  # fmt: skip
+        else:
+            session = f"s{rnd.randrange(sessions)}"
+            base = {"v": 1, "platform": "web", "ts": ts, "ingested_at": ing, "site": "acme.com",
+                    "url": f"https://acme.com/p/{i % 50}", "session": session}  # fmt: skip
+            r = rnd.random()
+            if r < 0.85:
+                ev = {**base, "id": f"web:pv{i}", "kind": "pageview",
+                      "referrer": rnd.choice(NETWORK_REFERRERS)}  # fmt: skip
+            elif r < 0.95:
+                ev = {**base, "id": f"web:sc{i}", "kind": "share_click",
+                      "network": rnd.choice(("x", "facebook", "bluesky"))}  # fmt: skip
+            else:
+                ev = {**base, "id": f"web:cv{i}", "kind": "conversion", "goal": "buy",
+                      "value": round(rnd.random() * 100, 2)}  # fmt: skip
+        yield orjson.dumps(ev)
+
+
+def rss_mib(pid: int, field: str = "VmRSS:") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def watermark(port: int) -> float | None:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    except OSError:
+        return None
+    for line in text.decode().splitlines():
+        if line.startswith("ripple_processor_watermark_timestamp_seconds{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--bootstrap", required=True)
+    ap.add_argument("--events", type=int, default=5_000_000)
+    ap.add_argument("--authors", type=int, default=1_000_000)
+    ap.add_argument("--sessions", type=int, default=500_000)
+    ap.add_argument("--partitions", type=int, default=6)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ripple-soak-"))
+    cfg = tmp / "soak.toml"
+    cfg.write_text(f'[kafka]\nbootstrap = "{args.bootstrap}"\npartitions = {args.partitions}\n\n'
+                   + DEMO_CONFIG)  # fmt: skip
+    delete_namespace(args.bootstrap, NS)
+    ensure_topics(args.bootstrap, NS, args.partitions, args.partitions)
+    t = time.perf_counter()
+    n = produce_lines(args.bootstrap, NS, generate(args.events, args.authors, args.sessions))
+    print(
+        f"loaded {n:,} events (24 h of event time) in {time.perf_counter() - t:.0f} s", flush=True
+    )
+    request_flush(args.bootstrap, NS)
+    port = free_port()
+    cmd = [sys.executable, "-m", "deploy.cli", "worker", "--config", str(cfg), "--namespace", NS,
+           "--web-port", str(port), "--state-dir", str(tmp / "state"), "--loglevel", "warning"]  # fmt: skip
+    worker = subprocess.Popen(cmd, stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)
+    per_hour: dict[int, float] = {}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set() and worker.poll() is None:
+            wm = watermark(port)
+            rss = rss_mib(worker.pid)
+            if wm is not None and wm >= START:
+                hour = min(int((wm - START) // 3600), 23)
+                if rss > per_hour.get(hour, 0):
+                    if hour not in per_hour:
+                        print(f"  event hour {hour:2d}: RSS {rss:6.0f} MiB", flush=True)
+                    per_hour[hour] = rss
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    started = time.perf_counter()
+    sampler.start()
+    try:
+        collect_results(args.bootstrap, NS, timeout=7200, alive=lambda: worker.poll() is None)
+        took = time.perf_counter() - started
+        peak = rss_mib(worker.pid, "VmHWM:")
+    finally:
+        done.set()
+        worker.terminate()
+        worker.wait(60)
+    print(f"played {n:,} events in {took:.0f} s ({n / took:,.0f} events/s)")
+    print(f"peak RSS: {peak:.0f} MiB (target <= 1024)")
+    mid = max((v for h, v in per_hour.items() if 6 <= h < 12), default=float("nan"))
+    last = max((v for h, v in per_hour.items() if h >= 18), default=float("nan"))
+    print(f"peak hours 6-12: {mid:.0f} MiB, last 6 hours: {last:.0f} MiB "
+          f"({(last / mid - 1) * 100:+.1f}%, target within 10%)")  # fmt: skip
+    print(f"worker log: {tmp / 'worker.log'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
