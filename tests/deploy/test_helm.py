@@ -93,6 +93,17 @@ def test_full_values_render_what_they_enable(helm: Path) -> None:
     assert claim["spec"]["storageClassName"] == "fast-ssd"
     mounts = workers["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert {"name": claim["metadata"]["name"], "mountPath": "/var/lib/ripple"} in mounts
+    # The Kafka credentials reach every Ripple container (workers, collector, sources).
+    for (kind, name), obj in objs.items():
+        if kind in ("Deployment", "StatefulSet"):
+            pod = obj["spec"]["template"]["spec"]
+            assert {
+                "name": "kafka-credentials",
+                "secret": {"secretName": "ripple-kafka", "defaultMode": 0o400},
+            } in pod["volumes"], name
+            assert any(
+                m["mountPath"] == "/etc/ripple-kafka" for m in pod["containers"][0]["volumeMounts"]
+            ), name
     assert objs[("Secret", "rel-ripple-secrets")]["stringData"] == {
         "X_BEARER_TOKEN": "not-a-real-token"
     }
@@ -156,3 +167,34 @@ def test_a_field_name_typo_in_a_template_fails_validation(
     assert res.returncode != 0
     bad = typo.strip().split(":")[0]
     assert f"'{bad}' not allowed" in res.stdout, res.stdout
+
+
+@pytest.mark.parametrize("values", [(), (FULL_VALUES,)], ids=["defaults", "full"])
+def test_every_container_gets_a_config_that_ripple_loads(
+    helm: Path, tmp_path: Path, values: tuple[Path, ...]
+) -> None:
+    from ingest.config import load_config
+
+    objs = objects(render(helm, CHART, *values))
+    toml = tmp_path / "ripple.toml"
+    toml.write_text(objs[("ConfigMap", "rel-ripple-config")]["data"]["ripple.toml"])
+    # The full values mount Kafka's CA and the password file here: stand-ins for the Secret.
+    creds = tmp_path / "ripple-kafka"
+    creds.mkdir()
+    (creds / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (creds / "password").write_text("not-a-real-password\n")
+    loaded = 0
+    for (kind, name), obj in objs.items():
+        if kind not in ("Deployment", "StatefulSet"):
+            continue
+        (container,) = obj["spec"]["template"]["spec"]["containers"]
+        env = {
+            e["name"]: e["value"].replace("/etc/ripple-kafka", str(creds)) for e in container["env"]
+        }
+        assert env.pop("RIPPLE_CONFIG") == "/etc/ripple/ripple.toml"
+        # Every RIPPLE_<SECTION>_<KEY> the chart sets is a known setting of the right type.
+        cfg = load_config(toml, env=env)
+        assert cfg.kafka.bootstrap == env["RIPPLE_KAFKA_BOOTSTRAP"], name
+        assert cfg.stack.state_dir == "/var/lib/ripple"
+        loaded += 1
+    assert loaded == (4 if values else 2)  # workers, collector (+ bluesky and x)

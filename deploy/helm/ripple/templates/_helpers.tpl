@@ -77,4 +77,17 @@ checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sh
 - name: config
   configMap:
     name: {{ include "ripple.fullname" . }}-config
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The config mount and the extra mounts of every Ripple container. */}}
+{{- define "ripple.configMounts" -}}
+- name: config
+  mountPath: /etc/ripple
+  readOnly: true
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
