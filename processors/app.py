@@ -19,6 +19,7 @@ from processors import finalize, resolve
 from processors.context import Context
 from processors.gate import Gate
 from processors.metrics import PROC_CONSUMER_LAG
+from processors.watchdog import PartitionWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,14 @@ def create_app(
             committed = consumer._committed_offset.get(tp)  # type: ignore[attr-defined]  # no public getter
             if hw is not None:
                 lag.labels(ns, tp.topic, str(tp.partition)).set(max(0, hw - (committed or 0)))
+
+    watchdog = PartitionWatchdog(
+        app, ns, {ctx.topics.internal("batches"), ctx.topics.internal("partials")}, ctx.applied
+    )
+
+    @app.timer(interval=10.0)  # type: ignore[misc]
+    async def watch_partitions() -> None:
+        await watchdog.check()
 
     @app.page("/metrics")  # type: ignore[misc]
     async def metrics_page(web: Any, request: Any) -> Any:

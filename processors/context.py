@@ -26,6 +26,8 @@ class Context:
     scorer: sentiment.Scorer = field(init=False)
     # (platform, author id) of [filters] exclude_authors
     excluded: frozenset[tuple[str, str]] = field(init=False)
+    # (topic, partition) -> the next input offset its agent expects (processors.watchdog)
+    applied: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.namespace)

@@ -163,6 +163,7 @@ def register(app: faust.App, ctx: Context) -> Any:
                 await step(r, o, value)
 
     async def step(r: Rollup, offset: int, value: bytes) -> None:
+        ctx.applied[(partials_name, 0)] = offset + 1
         try:
             msg = decode_rollup_input(value)
             if isinstance(msg, PartialRecord):

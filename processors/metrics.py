@@ -126,6 +126,11 @@ PROC_CONSUMER_LAG = MetricDef(
     "Records between a partition's end offset and the processors' position.",
     (NS, "topic", "partition"),
 )  # fmt: skip
+PROC_PARTITION_STALLED = MetricDef(
+    "ripple_processor_partition_stalled", "gauge",
+    "1 while a stage partition is behind its end offset with no progress (the watchdog "
+    "re-seeks it), else 0.", (NS, "topic", "partition"),
+)  # fmt: skip
 PROC_WINDOWS_CLOSED = MetricDef(
     "ripple_processor_windows_closed_total", "counter",
     "Windows finalised (their results are final).", (NS, "window"),
@@ -150,7 +155,7 @@ SMO_METRICS = (
 )  # fmt: skip
 PIPELINE_METRICS = (
     PROC_EVENTS, PROC_DEAD_LETTERS, PROC_DUPLICATES, PROC_FILTERED, PROC_LATE, PROC_WATERMARK, PROC_LAST_EVENT,
-    PROC_FRESHNESS, PROC_CONSUMER_LAG, PROC_WINDOWS_CLOSED, PROC_BATCH_SECONDS, STREAM_ALERT_FIRING,
+    PROC_FRESHNESS, PROC_CONSUMER_LAG, PROC_PARTITION_STALLED, PROC_WINDOWS_CLOSED, PROC_BATCH_SECONDS, STREAM_ALERT_FIRING,
 )  # fmt: skip
 
 # Everything the dashboards and rules may reference.

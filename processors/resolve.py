@@ -202,6 +202,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         progress[p] = meta
         await itemlog.put(p, f"{p}|".encode() + META, pack(meta))
         expected[p] = offset + 1
+        ctx.applied[(batches_name, p)] = offset + 1
         closed += st.advance(marker_watermark(b))
         await send_closed(p, closed, b)
         if dups:
