@@ -1,6 +1,7 @@
 """A deterministic, realistic synthetic history: social mentions and engagements for three
 brands (one a competitor) on four platforms, and a website's pageviews, social referrals,
-share clicks and conversions — with an engagement drop. Used by the demo and benchmarks.
+share clicks and conversions — with an engagement drop, and a spike of angry mentions of a
+competitor (MentionSpike and NegativeSentimentSpike). Used by the demo and benchmarks.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ REFERRERS = (
     ("https://l.facebook.com/l.php", None), ("https://www.reddit.com/r/shoes/", None),
     ("https://www.google.com/", None), (None, ("bsky", "social")), (None, ("newsletter", "email")),
     ("https://news.ycombinator.com/item?id=1", None), (None, None),
+    # paid social (utm_medium), and app referrers (METRICS.md r2)
+    ("https://l.facebook.com/l.php", ("facebook", "paid_social")),
+    ("https://t.co/ad", ("twitter", "cpc")), ("android-app://com.twitter.android", None),
+    ("android-app://com.linkedin.android/", None),
 )  # fmt: skip
+ANGRY = ("{b} is down again, awful support", "{b} support is terrible", "worst update ever, {b}")
 CAMPAIGN_BRAND, CAMPAIGN_HASHTAG = "acme", "acmeblackfriday"  # campaign bf2026 of demo.toml
 RECENT_POSTS = 1000  # engagements target one of the newest posts of their platform
 SHARE_NETWORKS = ("x", "facebook", "bluesky", "linkedin", "email", "copy_link")
@@ -45,6 +51,9 @@ class HistorySpec:
     # demo's, one per start time) must not share ids, or the processors drop them as duplicates.
     id_prefix: str = ""
     campaign_share: float = 0.1  # share of acme's posts that carry the campaign's hashtag
+    # A burst of angry posts about one brand on one platform: (brand, platform, start hours,
+    # minutes, extra posts a minute). None: no spike.
+    spike: tuple[str, str, float, int, int] | None = ("globex", "mastodon", 2.0, 20, 12)
 
 
 def _line(ev: dict[str, object]) -> bytes:
@@ -64,6 +73,21 @@ def generate(spec: HistorySpec) -> Iterator[bytes]:
         n_social = rnd.randint(int(spec.social_per_minute * 0.8), int(spec.social_per_minute * 1.2))
         n_web = rnd.randint(int(spec.web_per_minute * 0.8), int(spec.web_per_minute * 1.2))
         batch: list[tuple[float, bytes]] = []
+        if spec.spike is not None:
+            sb, sp, s_at, s_minutes, s_extra = spec.spike
+            if s_at * 60 <= minute < s_at * 60 + s_minutes:
+                for _ in range(s_extra):
+                    seq += 1
+                    ts = t0 + rnd.random() * 60
+                    author = f"{sp}-angry{rnd.randint(1, 400)}"
+                    pid = f"{sp}:{spec.id_prefix}x{seq}"
+                    ev = {"v": 1, "platform": sp, "ts": format_ts(ts),
+                          "ingested_at": format_ts(ts + 0.4), "id": pid, "kind": "post",
+                          "author": {"id": author, "handle": author, "followers": rnd.randint(0, 900)},
+                          "text": rnd.choice(ANGRY).format(b=sb.title()), "url": None,
+                          "lang": "en", "hashtags": [], "links": [], "reply_to": None,
+                          "quote_of": None}  # fmt: skip
+                    batch.append((ts, _line(ev)))
         for _ in range(n_social):
             seq += 1
             ts = t0 + rnd.random() * 60

@@ -106,25 +106,33 @@ def _brand_of_posts(events: list[Event]) -> dict[str, str]:
     }
 
 
-def _drop_fires(spec: HistorySpec) -> list[tuple[float, str, str]]:
+def _fires(spec: HistorySpec) -> list[tuple[float, str, str, str]]:
     """The stream alerts of the processors' core (in-process harness) over the history:
-    (hours into it, alertname/brand, platform) of every alert that fires."""
+    (hours into it, alertname, brand, platform) of every alert that fires."""
     rows = run(load_config(DEMO_TOML), list(generate(spec)))
     return [
-        ((parse_ts(r["window_start"]) - spec.start) / 3600, r["labels"]["brand"],
-         r["labels"]["platform"])
+        ((parse_ts(r["window_start"]) - spec.start) / 3600, r["labels"]["alertname"],
+         r["labels"]["brand"], r["labels"]["platform"])
         for r in rows
-        if r["metric"] == "alert" and r["value"] == 1 and r["labels"]["alertname"] == "EngagementDrop"
+        if r["metric"] == "alert" and r["value"] == 1
     ]  # fmt: skip
 
 
-def test_only_the_planned_drop_fires_in_the_demo_history() -> None:
+def test_only_the_planned_drop_and_spikes_fire_in_the_demo_history() -> None:
     # The demo's history and an hour of live traffic after it.
     spec = make_plan(NOW, live_minutes=60).spec
     spec = HistorySpec(**{**spec.__dict__, "hours": 5.0})
-    fires = _drop_fires(spec)
-    assert [(b, p) for _, b, p in fires] == [DROP[1:]]
-    assert 3.0 < fires[0][0] < 3.25  # within 15 minutes of the drop
+    fires = _fires(spec)
+    assert sorted(f[1:] for f in fires) == sorted(
+        [
+            DROP,
+            ("MentionSpike", "globex", "mastodon"),
+            ("NegativeSentimentSpike", "globex", "mastodon"),
+        ]
+    )
+    at = {f[1]: f[0] for f in fires}
+    assert 3.0 < at["EngagementDrop"] < 3.25  # within 15 minutes of the drop
+    assert 2.0 < at["MentionSpike"] < 2.34 and 2.0 < at["NegativeSentimentSpike"] < 2.34
 
 
 def test_summary_renders_brands_referrals_and_alerts() -> None:
