@@ -130,7 +130,7 @@ def is_paid_medium(medium: str | None) -> bool:
 
 def app_network(referrer: str) -> str | None:
     """The network of an ``android-app://<package>[/...]`` referrer (None: not social)."""
-    package = referrer[len(APP_SCHEME) :].split("/", 1)[0].strip().lower()
+    package = referrer[len(APP_SCHEME) :].split("/", 1)[0]  # package names are case-sensitive
     return APP_PACKAGES.get(package)
 
 

@@ -269,7 +269,7 @@ INVALID = [
     ("kind not a string", _with(PAGEVIEW, kind=3), "wrong_type", "kind"),
     ("unknown platform", _with(PAGEVIEW, platform="myspace"), "unknown_platform", "$.platform"),
     ("no id", _with(PAGEVIEW, id=_DROP), "missing_field", "`id`"),
-    ("empty id", _with(PAGEVIEW, id=""), "wrong_type", "$.id"),
+    ("empty id", _with(PAGEVIEW, id=""), "wrong_platform", "web:"),
     ("no session", _with(PAGEVIEW, session=_DROP), "missing_field", "`session`"),
     ("no site", _with(PAGEVIEW, site=_DROP), "missing_field", "`site`"),
     ("url not a string", _with(PAGEVIEW, url=42), "wrong_type", "$.url"),
@@ -308,7 +308,7 @@ INVALID = [
     (
         "conversion value a string",
         _with(PAGEVIEW, kind="conversion", goal="g", value="9"),
-        "wrong_type",
+        "out_of_range",
         "$.value",
     ),
     (
@@ -375,6 +375,18 @@ BOUNDS = [
     ),
     ("id of another platform", _with(POST, id="x:123"), "wrong_platform", "bluesky:"),
     ("id without prefix", _with(PAGEVIEW, id="abc"), "wrong_platform", "web:"),
+    (
+        "followers a string",
+        _with(POST, author={"id": "a", "followers": "12"}),
+        "out_of_range",
+        "followers",
+    ),
+    (
+        "conversion value null",
+        _with(PAGEVIEW, kind="conversion", goal="g", value=None),
+        "out_of_range",
+        "$.value",
+    ),
     ("javascript url", _with(PAGEVIEW, url="javascript:alert(1)"), "invalid_url", "$.url"),
     ("relative url", _with(PAGEVIEW, url="/p/1"), "invalid_url", "$.url"),
     ("https with one slash", _with(PAGEVIEW, url="https:/acme.com/"), "invalid_url", "$.url"),
