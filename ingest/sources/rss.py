@@ -8,6 +8,14 @@ validators and the ids of the entries already emitted; the validators are only k
 the entries of that answer are in Kafka (the runner checkpoints after the acks), so a crash
 in between fetches the whole document again. Feeds are chosen by hand, so everything in them
 is kept unless ``filter = true`` (then entries must match something tracked).
+
+Feeds are independent: each is polled by its own task on its own schedule, with its own
+poller (so one host's rate limit never delays another's), at most ``concurrency`` at once.
+A feed that does not answer usably within its turn's budget (``attempts`` tries,
+``budget_seconds``, each try at most ``attempt_seconds`` body included) is skipped until its
+next turn, so a dead or slow feed never holds back a live one. A batch's cursor holds this
+feed's new state and the other feeds' last checkpointed states (never another feed's state
+whose entries are not in Kafka yet).
 """
 
 from __future__ import annotations
@@ -46,6 +54,11 @@ class RssSettings(msgspec.Struct, forbid_unknown_fields=True):
     seen: int = 2000  # entry ids remembered per feed
     retry_initial_seconds: float = 1.0
     retry_max_seconds: float = 300.0
+    attempts: int = 3  # tries per feed and turn
+    budget_seconds: float = 120.0  # time per feed and turn, waits included
+    attempt_seconds: float = 60.0  # one try, body included
+    max_bytes: int = 16 * 1024 * 1024  # a feed document, after decompression
+    concurrency: int = 8  # feeds fetched at once
 
 
 class RssSource(Source):
@@ -61,14 +74,37 @@ class RssSource(Source):
         state = cursor.get("feeds") if isinstance(cursor, dict) else None
         self.state: dict[str, dict[str, Any]] = dict(state) if isinstance(state, dict) else {}
         self.max_text = max(1000, (config.kafka.max_event_bytes - 4096) // 4)
+        self.durable: dict[str, dict[str, Any]] = dict(self.state)  # as last checkpointed
         self._client: httpx.AsyncClient | None = None
-        self.poller: Poller | None = None
+        self.pollers: dict[str, Poller] = {}
 
-    def cursor_value(self) -> dict[str, Any]:
-        return {"feeds": {k: dict(v) for k, v in self.state.items()}}
+    def cursor_value(self, feed: str | None = None) -> dict[str, Any]:
+        """The cursor: checkpointed feed states, and ``feed``'s current one."""
+        states = dict(self.durable)
+        if feed is not None and feed in self.state:
+            states[feed] = self.state[feed]
+        return {"feeds": {k: dict(v) for k, v in states.items()}}
+
+    def _poller(self, feed: str) -> Poller:
+        poller = self.pollers.get(feed)
+        if poller is None:
+            assert self._client is not None
+            backoff = Backoff(
+                initial=self.opts.retry_initial_seconds, maximum=self.opts.retry_max_seconds
+            )
+            poller = self.pollers[feed] = Poller(
+                self._client,
+                self.metrics,
+                backoff=backoff,
+                max_body_bytes=self.opts.max_bytes,
+                attempt_seconds=self.opts.attempt_seconds,
+                budget_seconds=self.opts.budget_seconds,
+                max_attempts=self.opts.attempts,
+            )
+        return poller
 
     async def poll(self, feed: str) -> Batch | None:
-        assert self.poller is not None
+        poller = self._poller(feed)
         state = self.state.get(feed) or {"etag": None, "modified": None, "seen": []}
         headers = {"Accept": ACCEPT}
         if state.get("etag"):
@@ -76,7 +112,7 @@ class RssSource(Source):
         if state.get("modified"):
             headers["If-Modified-Since"] = state["modified"]
         try:
-            resp = await self.poller.request("GET", feed, headers=headers)
+            resp = await poller.request("GET", feed, headers=headers)
         except HTTPStatusError as exc:
             log.error("rss: %s answered %s; skipping it this round", _host(feed), exc)
             return None
@@ -111,7 +147,7 @@ class RssSource(Source):
         }
         if not fresh and not rejected and state == self.state[feed]:
             return None
-        return Batch(events=events, rejected=rejected, cursor=self.cursor_value())
+        return Batch(events=events, rejected=rejected, cursor=self.cursor_value(feed))
 
     def _wanted(self, ev: Event) -> bool:
         return self.tracked.matches(
@@ -124,17 +160,46 @@ class RssSource(Source):
 
     async def batches(self) -> AsyncIterator[Batch]:
         self._client = make_client("", headers={"Accept": ACCEPT})
-        backoff = Backoff(
-            initial=self.opts.retry_initial_seconds, maximum=self.opts.retry_max_seconds
-        )
-        self.poller = Poller(self._client, self.metrics, backoff=backoff)
+        self.pollers = {}  # bound to this client
         log.info("rss: polling %d feeds", len(self.feeds))
+        ready: asyncio.Queue[tuple[str, Batch]] = asyncio.Queue(maxsize=len(self.feeds))
+        slots = asyncio.Semaphore(max(1, self.opts.concurrency))
+        tasks = [asyncio.create_task(self._feed_loop(f, ready, slots)) for f in self.feeds]
+        try:
+            while True:
+                feed, batch = await ready.get()
+                if batch.cursor is None:  # dead letters only: no state to keep
+                    yield batch
+                    continue
+                # The feed's state when it was polled (its own task may be further by now),
+                # beside the other feeds' checkpointed states.
+                mine = batch.cursor["feeds"][feed]
+                batch.cursor = {"feeds": {**self.cursor_value()["feeds"], feed: mine}}
+                yield batch
+                # The runner asks for the next batch only once this one is in Kafka and
+                # checkpointed: this state of the feed is now durable.
+                self.durable[feed] = mine
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _feed_loop(
+        self, feed: str, ready: asyncio.Queue[tuple[str, Batch]], slots: asyncio.Semaphore
+    ) -> None:
+        """One feed on its own schedule; a turn that fails is skipped, never fatal."""
         while True:
             started = time.monotonic()
-            for feed in self.feeds:
-                batch = await self.poll(feed)
-                if batch is not None:
-                    yield batch
+            try:
+                async with slots:
+                    batch = await self.poll(feed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug or a surprise in one feed must not stop the others
+                log.exception("rss: %s failed this turn; trying again next turn", _host(feed))
+                batch = None
+            if batch is not None:
+                await ready.put((feed, batch))
             await asyncio.sleep(max(0.0, self.opts.poll_seconds - (time.monotonic() - started)))
 
     async def aclose(self) -> None:
