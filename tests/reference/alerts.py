@@ -74,7 +74,7 @@ def evaluate(
             return sum(v for m, v in counts.items() if lo <= m < hi)
 
         firing = False
-        for t in range(first_t, last_t + 1, MINUTE):
+        for t in _boundaries(per_minute, first_t, last_t):
             x = total(t - QUARTER, t)
             if first_ts <= t - WEEK - QUARTER:  # the stream holds the same quarter a week ago
                 b = Fraction(total(t - WEEK - QUARTER, t - WEEK))
@@ -98,6 +98,20 @@ def evaluate(
                  "labels": {"alertname": alert.name, **dict(labels)}, "value": value}
             )  # fmt: skip
     return rows
+
+
+def _boundaries(per_minute: dict[int, int], first_t: int, last_t: int) -> list[int]:
+    """The boundaries T in [first_t, last_t] where x or B can be non-zero: within a week and
+    a quarter after a minute with a count. Elsewhere x = B = 0 and nothing changes (with
+    positive floors), which spares the years of minutes a far-future event would add."""
+    spans: list[tuple[int, int]] = []
+    for m in sorted(k for k, v in per_minute.items() if v):
+        lo, hi = max(first_t, m + MINUTE), min(last_t, m + MINUTE + WEEK + QUARTER)
+        if spans and lo <= spans[-1][1] + MINUTE:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        elif lo <= hi:
+            spans.append((lo, hi))
+    return [t for lo, hi in spans for t in range(lo, hi + 1, MINUTE)]
 
 
 def _stalled(minutes: set[int]) -> Callable[[int], bool]:

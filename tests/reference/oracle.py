@@ -57,7 +57,9 @@ Decisions where EVENTS.md / METRICS.md r2 are silent (v1 ones are in the README)
   a spike with B = 0 fires at x >= floor and stays firing until x < resolve * B can hold;
   every alert is evaluated from the first T with history to T-2h15m; x and B use the
   final 1m counts (events late for 1m are not in x); comparisons are exact (fractions,
-  factors as the decimals written in the configuration).
+  factors as the decimals written in the configuration); a series is not evaluated past
+  a week and 15 minutes after its last count (x = B = 0 from there, nothing can change
+  with positive floors) - a valid far-future event would otherwise mean years of minutes.
 """
 
 from __future__ import annotations
