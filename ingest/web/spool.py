@@ -11,6 +11,7 @@ for the file it was written for; a sidecar of another id (stale) means "nothing 
 is known to be delivered", so its frames are sent again (they keep their ids; downstream
 deduplication absorbs the repeat). A stale offset can therefore never skip a frame. Every
 truncation or compaction gives the file a new id; the sidecar and the directory are fsynced.
+A spool of the earlier format (no header) is upgraded on open, its undelivered frames kept.
 
 Size: when everything is delivered the file is truncated; under steady traffic that never
 lets it run empty, it is compacted (the undelivered tail copied to a new file, renamed over
@@ -139,10 +140,10 @@ class Spool:
         head = os.pread(self._fd, HEADER_BYTES, 0)
         magic, file_id = _FILE_HEADER.unpack(head) if len(head) == HEADER_BYTES else (b"", b"")
         if magic != _MAGIC:
-            if size:
-                log.warning(
-                    "spool %s: no valid header; its %d bytes are discarded", self.path, size
-                )
+            if size:  # a spool of the format before file ids
+                self._upgrade_legacy(size)
+                self._recover()
+                return
             self._reset()
             return
         raw = os.pread(self._offset_fd, _SIDECAR.size, 0)
@@ -173,6 +174,35 @@ class Spool:
         self._write_sidecar()  # the offset now belongs to this file, whatever it said before
         if count:
             log.info("spool %s: %d undelivered frames from an earlier run", self.path, count)
+
+    def _upgrade_legacy(self, size: int) -> None:
+        """A spool of the format before file ids (frames from 0, an 8-byte offset sidecar):
+        its undelivered frames are copied into a file of this format, nothing dropped."""
+        raw = os.pread(self._offset_fd, 8, 0)
+        pos = struct.unpack("<Q", raw[:8])[0] if len(raw) >= 8 else 0
+        pos = 0 if pos > size else pos
+        tail = bytearray()
+        while pos + _HEADER.size <= size:
+            length, crc, _ = _HEADER.unpack(os.pread(self._fd, _HEADER.size, pos))
+            if length > MAX_FRAME:
+                break
+            payload = os.pread(self._fd, length, pos + _HEADER.size)
+            if len(payload) != length or zlib.crc32(payload) != crc:
+                break
+            tail += os.pread(self._fd, _HEADER.size + length, pos)
+            pos += _HEADER.size + length
+        new_id = os.urandom(8)
+        tmp = Path(f"{self.path}.upgrade")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        os.write(fd, _FILE_HEADER.pack(_MAGIC, new_id) + bytes(tail))
+        os.fsync(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        os.close(self._fd)
+        self._fd = fd
+        os.pwrite(self._offset_fd, _SIDECAR.pack(new_id, HEADER_BYTES), 0)
+        os.fsync(self._offset_fd)
+        log.warning("spool %s: upgraded from the old format (%d bytes kept)", self.path, len(tail))
 
     def _reset(self) -> None:
         """Empty file, new id; the sidecar names the new id (written before any frame)."""

@@ -178,3 +178,19 @@ def test_metrics_port_serves_metrics_and_the_public_port_does_not(tmp_path: Path
         r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert r.status_code == 200 and "ripple_collector_spooled_events" in r.text
         assert httpx.get(c.url + "/healthz", timeout=5).status_code == 200  # degraded, up
+
+
+def test_a_spool_of_the_old_format_is_upgraded_without_loss(tmp_path: Path) -> None:
+    import struct
+    import time as _time
+    import zlib
+
+    path = tmp_path / "web.spool"
+    frames = [f"legacy {i}".encode() for i in range(5)]
+    raw = b"".join(struct.pack("<IId", len(p), zlib.crc32(p), _time.time()) + p for p in frames)
+    path.write_bytes(raw)
+    delivered = sum(16 + len(p) for p in frames[:2])  # the old sidecar: 2 frames delivered
+    Path(f"{path}.offset").write_bytes(struct.pack("<Q", delivered))
+    with Spool(path, max_bytes=1 << 20, max_age_seconds=3600) as sp:
+        assert sp.pending == 3
+        assert [p for _, p in sp.read()] == frames[2:]
