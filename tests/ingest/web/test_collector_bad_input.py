@@ -112,7 +112,7 @@ CASES = [
         "conversion value a string",
         js(ev("conversion", nonce="cv", value="12")),
         400,
-        "wrong_type",
+        "out_of_range",  # EVENTS.md r2: a value that is not a finite number 0..10^12
         "$.value",
     ),
     Case(
