@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
+from typing import Protocol
 
 HOUR = 3600
 _DOUBLE = struct.Struct("<d")
@@ -24,8 +25,26 @@ def id_key(role: int, event_id: str) -> int:
     return (hash(event_id) << 1) | role
 
 
+class Seen(Protocol):
+    """Ids seen (de-duplication): ``add`` tells whether ``(role, id)`` is new."""
+
+    def add(self, role: int, event_id: str, ts: float) -> bool: ...
+
+    def expire_before(self, ts: float) -> None: ...
+
+
+class Targets(Protocol):
+    """Brand posts by id: their event time and the brands they mention or belong to."""
+
+    def add(self, post_id: str, ts: float, brands: frozenset[str]) -> None: ...
+
+    def get(self, post_id: str) -> tuple[float, frozenset[str]] | None: ...
+
+    def expire_before(self, ts: float) -> None: ...
+
+
 class SeenIds:
-    """Ids seen, by the hour of their event time; ``add`` tells whether an id is new."""
+    """Ids seen, by the hour of their event time, in memory (the harness, tests)."""
 
     def __init__(self) -> None:
         self._hour_of: dict[int, int] = {}
@@ -35,7 +54,8 @@ class SeenIds:
     def __len__(self) -> int:
         return len(self._hour_of)
 
-    def add(self, key: int, ts: float) -> bool:
+    def add(self, role: int, event_id: str, ts: float) -> bool:
+        key = id_key(role, event_id)
         if key in self._hour_of:
             return False
         h = int(ts // HOUR)
@@ -54,7 +74,7 @@ class SeenIds:
 
 
 class TargetIndex:
-    """Posts that mention a brand or were written by one: event time and those brands.
+    """Posts that mention a brand or were written by one, in memory (the harness, tests).
 
     A post with no brand at all is not kept: looking it up would add nothing to what the
     engagement's own ``target_author_id`` says."""

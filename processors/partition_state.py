@@ -24,7 +24,7 @@ import msgspec
 
 from ingest.events import Event, decode_trusted
 from processors import sentiment
-from processors.indices import SeenIds, TargetIndex, id_key
+from processors.indices import Seen, SeenIds, TargetIndex, Targets
 from processors.matching import EMPTY, Tracker
 from processors.networks import NetworkClassifier, is_paid_medium
 from processors.windows import LATE_1M, LATE_BITS, SIZES, is_closed, window_start
@@ -201,6 +201,7 @@ class PartitionState:
         classifier: NetworkClassifier,
         settings: Settings,
         scorer: sentiment.Scorer | None = None,
+        indices: tuple[Seen, Targets] | None = None,
     ) -> None:
         self.tracker = tracker
         self.scorer = scorer if scorer is not None else sentiment.scorer("vader")
@@ -209,8 +210,11 @@ class PartitionState:
         self.classifier = classifier
         self.settings = settings
         self.watermark = float("-inf")
-        self.seen = SeenIds()  # (role, id) of every event counted, for dedupe
-        self.targets = TargetIndex()  # posts that mention or belong to a brand
+        # (role, id) of every event counted (dedupe), and posts that mention or belong to a
+        # brand (targets): in memory by default, on disk in a worker (processors.disk_indices).
+        self.seen: Seen
+        self.targets: Targets
+        self.seen, self.targets = indices if indices is not None else (SeenIds(), TargetIndex())
         # (site, session) -> [(ts, arrival, network or None)]
         self.sessions: dict[tuple[str, str], list[tuple[float, int, str | None]]] = defaultdict(
             list
@@ -231,7 +235,7 @@ class PartitionState:
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.poisoned += 1  # not from the gate: a crafted internal record
             return None
-        if not self.seen.add(id_key(role, ev.id), ts):
+        if not self.seen.add(role, ev.id, ts):
             return None
         if flags & EXCLUDED:
             if role == PRIMARY:

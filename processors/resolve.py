@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
 
 from ingest.events import MIN_TS
 from ingest.telemetry import counter, histogram
+from processors import disk_indices
 from processors.context import Context
 from processors.durable import DurableTable
 from processors.gapfill import to_apply
@@ -84,6 +86,12 @@ def register(app: faust.App, ctx: Context) -> Any:
         options={"block_cache_size": ctx.config.processing.rocksdb_block_cache_mb * 1024 * 1024},
     ))  # fmt: skip
     states: dict[int, PartitionState] = {}
+    s = ctx.settings
+    indices_db = disk_indices.open_db(
+        Path(str(app.conf.datadir)) / "indices",
+        ctx.config.processing.rocksdb_block_cache_mb,
+        int(max(s.dedupe_seconds, s.target_retention) + 86400),
+    )
     expected: dict[int, int] = {}  # partition -> next input offset (see processors.gapfill)
     progress: dict[int, PartitionProgress] = {}  # partition -> its last marker
     newest: dict[int, dict[bytes, float]] = {}  # partition -> logged batch -> newest event time
@@ -101,7 +109,13 @@ def register(app: faust.App, ctx: Context) -> Any:
 
     def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]], PartitionProgress]:
         """Replay the partition's item log in input order; windows it closed are re-sent."""
-        st = PartitionState(ctx.tracker, ctx.classifier, ctx.settings, ctx.scorer)
+        # The partition's on-disk indices are a cache of its item log: cleared, then rebuilt.
+        disk_indices.clear_partition(indices_db, p)
+        seen = disk_indices.DiskSeen(indices_db, p, ctx.settings.dedupe_seconds)
+        targets = disk_indices.DiskTargets(indices_db, p)
+        st = PartitionState(
+            ctx.tracker, ctx.classifier, ctx.settings, ctx.scorer, indices=(seen, targets)
+        )
         prefix = f"{p}|".encode()
         logged = sorted(k for k in itemlog if k.startswith(prefix) and not k.endswith(META))
         closed: list[tuple[int, int, Any]] = []
