@@ -28,10 +28,10 @@ from ingest.events import (
     Utm,
     decode_event,
     encode_event,
-    session_problem,
     event_ts,
     format_ts,
     parse_ts,
+    session_problem,
 )
 
 # -- strategies -------------------------------------------------------------------------------
