@@ -321,3 +321,33 @@ def test_poison_records_on_internal_topics_go_to_the_dlq_and_change_nothing(
     consumer.close()
     assert reasons.count(b"invalid_internal_record") == 5
     assert reasons.count(b"invalid_control_record") == 1
+
+
+def test_one_record_of_each_bounds_rule_spliced_in_changes_no_row(
+    dataset, stack, namespace: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The clean dataset with one record per EVENTS.md bounds rule spliced in (the post
+    dated 2999 first): the same results as the clean one, each spliced record in the DLQ
+    with its reason, and the replay takes about as long."""
+    from tests.processors.test_harness import _spliced
+
+    cfg, _, lines, expected = dataset
+    mid = len(lines) // 2
+    bad = _spliced(json.loads(lines[mid])["ts"])
+    events = tmp_path / "spliced.jsonl"
+    events.write_bytes(b"\n".join([bad[0], *lines[:mid], *bad[1:], *lines[mid:]]) + b"\n")
+    out = tmp_path / "out.jsonl"
+    started = time.monotonic()
+    run_replay(cfg, events, namespace, out)
+    assert time.monotonic() - started < 240
+    assert_same_rows(rows(out), expected)
+    consumer = KafkaConsumer(
+        bootstrap_servers=stack.bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
+    consumer.assign([TopicPartition(Topics(namespace).dlq, 0)])
+    reasons = {r.value: dict(r.headers).get("ripple-reason") for r in consumer}
+    consumer.close()
+    assert [reasons.get(b) for b in bad] == [
+        b"future_ts", b"invalid_ts", b"out_of_range", b"out_of_range", b"out_of_range",
+        b"wrong_platform", b"invalid_url", b"invalid_session", b"too_large",
+    ]  # fmt: skip
