@@ -22,7 +22,7 @@ from ingest.telemetry import counter
 from processors.alerts import AlertSink
 from processors.context import Context
 from processors.counters import WindowCounters
-from processors.durable import DurableTable
+from processors.durable import DurableTable, rocksdb_options
 from processors.gapfill import to_apply
 from processors.metrics import PROC_WINDOWS_CLOSED
 from processors.partition_state import Partial
@@ -59,7 +59,10 @@ def register(app: faust.App, ctx: Context) -> Any:
         ctx.topics.results, value_serializer="raw", key_serializer="raw", partitions=1
     )
     partials_name = partials.get_topic_name()
-    journal = DurableTable(app, app.Table("rollup", partitions=1, key_type=bytes, value_type=bytes))
+    journal = DurableTable(app, app.Table(
+        "rollup", partitions=1, key_type=bytes, value_type=bytes,
+        options=rocksdb_options(ctx.config.processing.rocksdb_block_cache_mb, 1),
+    ))  # fmt: skip
     alerts_topic = app.topic(
         ctx.topics.alerts, value_serializer="raw", key_serializer="raw", partitions=1
     )

@@ -22,7 +22,7 @@ from ingest.events import MIN_TS
 from ingest.telemetry import counter, histogram
 from processors import disk_indices
 from processors.context import Context
-from processors.durable import DurableTable
+from processors.durable import DurableTable, rocksdb_options
 from processors.gapfill import to_apply
 from processors.metrics import PROC_BATCH_SECONDS, PROC_DUPLICATES, PROC_FILTERED
 from processors.partition_state import ALL_LATE, PRIMARY, REPLY_ENGAGEMENT, PartitionState
@@ -83,7 +83,7 @@ def register(app: faust.App, ctx: Context) -> Any:
                          partitions=1)  # fmt: skip
     itemlog = DurableTable(app, app.Table(
         "itemlog", partitions=ctx.partitions, key_type=bytes, value_type=bytes,
-        options={"block_cache_size": ctx.config.processing.rocksdb_block_cache_mb * 1024 * 1024},
+        options=rocksdb_options(ctx.config.processing.rocksdb_block_cache_mb, ctx.partitions),
     ))  # fmt: skip
     states: dict[int, PartitionState] = {}
     s = ctx.settings
