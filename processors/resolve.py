@@ -45,6 +45,7 @@ PRUNE_EVERY = 200  # batches
 # Open 1m windows that changed are revised this often, by a timer: a quiet site's last
 # pageview shows within it, without waiting for a next event to arrive.
 PROVISIONAL_EVERY = 0.25
+LIVE_EDGE = 300.0  # only a partition whose watermark is this close to now is revised
 
 
 def marker_watermark(b: GateBatch | PartitionProgress) -> float:
@@ -161,8 +162,14 @@ def register(app: faust.App, ctx: Context) -> Any:
         # window closed there is gone from ``provisional()``: its final partial is never
         # overtaken by a provisional one.
         key_of = {p: str(p).encode() for p in states}
+        live_edge = time.time() - LIVE_EDGE
         for p, st in list(states.items()):
             if not st.dirty or states.get(p) is not st:
+                continue
+            if st.watermark < live_edge:
+                # History played fast (a replay, a backlog): its windows are final within
+                # seconds anyway, and revising them would cost more than the work itself.
+                st.dirty.clear()
                 continue
             for size, start, part in st.provisional():
                 msg = PartialRecord(p, size, start, part.to_wire(), False)
