@@ -166,7 +166,7 @@ def test_rule_groups_loaded_and_evaluating(demo: Demo) -> None:
     groups = _get(f"{demo.prometheus}/api/v1/rules")["data"]["groups"]
     names = {g["name"] for g in groups}
     assert {g.name for g in rules.groups()} <= names
-    assert {"ripple-pipeline-alerts", "ripple-drop-alerts"} <= names
+    assert {"ripple-pipeline-alerts", "ripple-table-alerts"} <= names
     all_rules = [r for g in groups for r in g["rules"]]
     kinds = {r["type"] for r in all_rules}
     assert kinds == {"recording", "alerting"}
