@@ -20,6 +20,7 @@ from processors.windows import SIZES
 
 WINDOW_NAMES = {size: name for name, size in SIZES.items()}
 MINUTE = 60
+MAX_INT64 = 2**63 - 1
 
 
 def window_rows(size: int, start: int, merged: Partial, brands: tuple[str, ...]) -> list[Row]:
@@ -35,7 +36,9 @@ def window_rows(size: int, start: int, merged: Partial, brands: tuple[str, ...])
     for (b, p), (mentions, engagements, reshares, amp_posts) in sorted(merged.smm.items()):
         labels = {"brand": b, "platform": p}
         authors = merged.authors.get((b, p), {})
-        reach = sum(authors.values())
+        # Python ints cannot overflow, but the results' JSON (and msgpack) stop at 64 bits:
+        # ten million authors at the 10^12 bound would not fit, so the sum saturates.
+        reach = min(sum(authors.values()), MAX_INT64)
         if b in brands:
             platform_total[p] += mentions
         if mentions:
