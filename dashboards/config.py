@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ingest.config import ALERT_DEFAULTS, NotificationSettings
+from ingest.config import ALERT_DEFAULTS, NotificationSettings, StackSettings
 from ingest.config import Config as RippleConfig
 
 
@@ -72,9 +72,15 @@ class PipelineThresholds:
     worker_down_for: str = "2m"
 
 
+def local_webhook_url(port: int) -> str:
+    """The local stack's webhook receiver (``deploy/stack/webhook_receiver.py``) on ``port``."""
+    return f"http://127.0.0.1:{port}/"
+
+
 @dataclass(frozen=True)
 class AlertmanagerConfig:
-    webhook_url: str = "http://127.0.0.1:19095/"  # default receiver (a local webhook)
+    # The default receiver: the local stack's webhook receiver on [stack] webhook_port.
+    webhook_url: str = local_webhook_url(StackSettings().webhook_port)
     default_receiver: str = "ripple-webhook"
     quiet_receiver: str = "ripple-quiet"  # no notifications: replays and other namespaces
     group_by: tuple[str, ...] = ("alertname", "namespace", "brand", "platform", "site")
@@ -152,6 +158,9 @@ def from_ripple_config(rc: RippleConfig, base: Config | None = None) -> Config:
         ),
         notifications=rc.notifications,
         state_dir=rc.stack.state_dir,
+        alertmanager=replace(
+            base.alertmanager, webhook_url=local_webhook_url(rc.stack.webhook_port)
+        ),
     )
 
 

@@ -1,5 +1,5 @@
 """What the demo shows in the terminal: where to look, and a short live summary read from
-Prometheus' HTTP API and Alertmanager's v2 API."""
+Prometheus' HTTP API, Alertmanager's v2 API and the stack's webhook receiver (``/messages``)."""
 
 from __future__ import annotations
 
@@ -79,12 +79,35 @@ def alertmanager_lines(alertmanager: str) -> list[str]:
     ]
 
 
+def webhook_line(webhook: str, log: str | None = None) -> str:
+    """Where Alertmanager's notifications land: the local webhook receiver's page."""
+    text = f"; text: {log}" if log else ""
+    return f"  notifications       {webhook}/   (what Alertmanager sent{text})"
+
+
+def last_notification(webhook: str) -> str | None:
+    """``EngagementDrop acme/bluesky firing, received 12:03:10 UTC: <summary>`` of the newest
+    message the receiver holds; None when it holds none or is unreachable."""
+    try:
+        msgs = get_json(f"{webhook}/messages")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    if not isinstance(msgs, list) or not msgs:
+        return None
+    m = msgs[-1]
+    summary = m.get("annotations", {}).get("summary", "")
+    received = str(m.get("received_at", ""))[11:19]
+    text = f"{m.get('headline', '?')}, received {received} UTC"
+    return f"{text}: {summary}" if summary else text
+
+
 def where_to_look(
     prometheus: str,
     alertmanager: str,
     workers: list[str],
     collector: str | None,
     namespace: str,
+    webhook: str | None = None,
 ) -> list[str]:
     mentions = f'sum by (brand) (brand_platform:ripple_smm_mentions:rate5m{{namespace="{namespace}"}}) * 60'
     drop = f'brand_platform:ripple_smm_engagements:increase15m{{namespace="{namespace}"}}'
@@ -95,6 +118,7 @@ def where_to_look(
         f"  engagements (15m)   {graph_url(ui, drop)}",
         f"  Prometheus alerts   {ui}/alerts   (rules: {ui}/rules , targets: {ui}/targets )",
         *alertmanager_lines(alertmanager),
+        *([webhook_line(webhook)] if webhook else []),
     ]
     lines += [f"  worker metrics      {w}/metrics" for w in workers]
     if collector:
@@ -117,6 +141,8 @@ class Summary:
     workers_up: tuple[int, int] = (0, 0)
     prom_firing: list[str] = field(default_factory=list)
     am_alerts: list[str] = field(default_factory=list)
+    # The newest notification the webhook receiver got ("" none yet; None: no receiver asked).
+    notification: str | None = None
 
 
 def _alert_text(labels: dict[str, str]) -> str:
@@ -134,7 +160,9 @@ def _am_text(alert: dict[str, Any]) -> str:
     return f"{_alert_text(labels)} [{alert['status']['state']}, {detector}, since {since} UTC]"
 
 
-def fetch_summary(prometheus: str, alertmanager: str, namespace: str) -> Summary:
+def fetch_summary(
+    prometheus: str, alertmanager: str, namespace: str, webhook: str | None = None
+) -> Summary:
     sel = f'{{namespace="{namespace}"}}'
 
     def per(metric: str, label: str) -> dict[str, float]:
@@ -159,6 +187,8 @@ def fetch_summary(prometheus: str, alertmanager: str, namespace: str) -> Summary
         firing = []
     s.prom_firing = sorted({_alert_text(a["labels"]) for a in firing if a["state"] == "firing"})
     s.am_alerts = sorted(_am_text(a) for a in am_alerts(alertmanager))
+    if webhook:
+        s.notification = last_notification(webhook) or ""
     return s
 
 
@@ -193,4 +223,7 @@ def render(s: Summary, namespace: str) -> list[str]:
     )
     lines.append("  firing in Prometheus:  " + ("; ".join(s.prom_firing) or "none"))
     lines.append("  in Alertmanager:       " + ("; ".join(s.am_alerts) or "none"))
+    if s.notification is not None:
+        # Alertmanager holds a new group for group_wait (30s) before it notifies.
+        lines.append("  last notification:     " + (s.notification or "none yet"))
     return lines

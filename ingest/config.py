@@ -74,6 +74,8 @@ class StackSettings(msgspec.Struct, forbid_unknown_fields=True):
     kafka_controller_port: int = 19093
     prometheus_port: int = 19090
     alertmanager_port: int = 19093 + 1
+    # The local webhook receiver Alertmanager's default route posts to (notifications.log).
+    webhook_port: int = 19095
     collector_port: int = 18080
     worker_web_port: int = 16066
     workers: int = 1

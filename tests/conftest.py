@@ -39,6 +39,7 @@ kafka_port = {kafka_port}
 kafka_controller_port = {free_port()}
 prometheus_port = {free_port()}
 alertmanager_port = {free_port()}
+webhook_port = {free_port()}
 worker_web_port = {free_port()}
 collector_port = {(collector := free_port())}
 

@@ -147,6 +147,7 @@ def _play(stack: LocalStack, plan: DemoPlan, speed: float, args: argparse.Namesp
         feeder.stop()
         feeder.join(timeout=15)
     _report(stack, plan)
+    _notifications(stack)
     print("\nThe stack keeps running: `ripple status`, `ripple down` (--purge deletes the data).")
     return 0
 
@@ -176,6 +177,16 @@ def _report(stack: LocalStack, plan: DemoPlan) -> None:
         print(f"  no report: {exc}", file=sys.stderr)
         return
     print(f"  report: {out.resolve()} (open it in a browser; `ripple report --help` for more)")
+
+
+def _notifications(stack: LocalStack) -> None:
+    """The demo's end: the newest notification Alertmanager sent, and where all of them are."""
+    from deploy.demo_view import last_notification
+    from deploy.stack.webhook_receiver import LOG_NAME
+
+    last = last_notification(stack.webhook_url)
+    print(f"\nLast notification: {last or 'none yet (Alertmanager waits group_wait, 30s)'}")
+    print(f"  all of them: {stack.webhook_url}/ and {stack.paths.logs / LOG_NAME}")
 
 
 def _catch_up(stack: LocalStack, feeder: Feeder, wait: bool, timeout: float) -> None:
@@ -236,7 +247,7 @@ def _print_where(stack: LocalStack) -> None:
     collector = next((f"http://127.0.0.1:{s.metrics_port}" for s in specs if s.name == "collector"), None)  # fmt: skip
     print()
     for line in where_to_look(stack.prometheus_url, stack.alertmanager_url, workers, collector,
-                              stack.cfg.kafka.namespace):  # fmt: skip
+                              stack.cfg.kafka.namespace, stack.webhook_url):  # fmt: skip
         print(line)
     print()
 
@@ -248,10 +259,9 @@ def _summary(stack: LocalStack, feeder: Feeder, minutes: float, every: float = 5
     end = time.monotonic() + minutes * 60
     shown = 0
     while True:
-        lines = render(
-            fetch_summary(stack.prometheus_url, stack.alertmanager_url, stack.cfg.kafka.namespace),
-            stack.cfg.kafka.namespace,
-        )
+        ns = stack.cfg.kafka.namespace
+        summary = fetch_summary(stack.prometheus_url, stack.alertmanager_url, ns, stack.webhook_url)
+        lines = render(summary, ns)
         prog = feeder.progress
         if minutes > 0:
             left = max(0.0, end - time.monotonic())

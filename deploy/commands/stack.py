@@ -14,10 +14,12 @@ UP_HELP = """\
 Start, in the background, everything the pipeline needs on 127.0.0.1 and wait until each
 part is healthy: Apache Kafka (KRaft; one node, or --brokers N nodes, each a broker and a
 voter, on kafka_port + 100 * i), Alertmanager, Prometheus (scraping every
-Ripple process, loading dashboards/out/*.yaml rules) and Ripple's own processes: the faust
-workers (stack.workers of them), the website collector when [[sites]] are configured and
-every [sources.<name>] with enabled = true. The namespace's topics (<ns>.events, .dlq,
-.results, .alerts) are created with kafka.partitions partitions.
+Ripple process, loading dashboards/out/*.yaml rules), the webhook receiver Alertmanager
+notifies (stack.webhook_port; readable text in logs/notifications.log, a page at its URL)
+and Ripple's own processes: the faust workers (stack.workers of them), the website
+collector when [[sites]] are configured and every [sources.<name>] with enabled = true.
+The namespace's topics (<ns>.events, .dlq, .results, .alerts) are created with
+kafka.partitions partitions.
 
 Idempotent: what already runs is left alone. State (data, generated configs, one log file
 per service under logs/) lives in the state dir: --state-dir, else stack.state_dir of the
@@ -118,7 +120,8 @@ def _table(stack: LocalStack) -> bool:
 
 def print_where(stack: LocalStack) -> None:
     """Where to look once the stack is up (the browser test opens every URL printed here)."""
-    from deploy.demo_view import alertmanager_lines, prometheus_ui
+    from deploy.demo_view import alertmanager_lines, prometheus_ui, webhook_line
+    from deploy.stack.webhook_receiver import LOG_NAME
 
     prom = prometheus_ui(stack.prometheus_url)
     print(f"\n  Kafka bootstrap     {stack.bootstrap}")
@@ -126,6 +129,7 @@ def print_where(stack: LocalStack) -> None:
     print(f"  Prometheus alerts   {prom}/alerts   (firing and pending, from the generated rules)")
     for line in alertmanager_lines(stack.alertmanager_url):
         print(line)
+    print(webhook_line(stack.webhook_url, str(stack.paths.logs / LOG_NAME)))
     print(f"  logs                {stack.paths.logs}/")
 
 

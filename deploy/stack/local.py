@@ -1,4 +1,5 @@
-"""The local stack as one object: Kafka, Alertmanager, Prometheus and Ripple's processes.
+"""The local stack as one object: Kafka, Alertmanager, Prometheus, the webhook receiver
+Alertmanager notifies, and Ripple's processes.
 
 ``up`` is idempotent (it starts only what is not running), ``down`` stops everything that has
 a pid file under the state dir (Ripple's processes first, Kafka last) and keeps the data.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import msgspec
 
-from deploy.stack import alertmanager, process, prometheus, supervisor
+from deploy.stack import alertmanager, process, prometheus, supervisor, webhook_receiver
 from deploy.stack import kafka as kafka_mod
 from deploy.stack.httpcheck import http_ok
 from deploy.stack.kafka import Kafka, KafkaSpec
@@ -29,7 +30,7 @@ from ingest.topics import Topics
 from processors.topology import EVENTS_TOPIC_CONFIG
 
 MANIFEST = "stack.json"
-INFRA = (kafka_mod.NAME, alertmanager.NAME, prometheus.NAME)
+INFRA = (kafka_mod.NAME, alertmanager.NAME, prometheus.NAME, webhook_receiver.NAME)
 
 
 def _is_kafka(name: str) -> bool:
@@ -101,6 +102,11 @@ class LocalStack:
     def alertmanager_url(self) -> str:
         return f"http://127.0.0.1:{self.cfg.stack.alertmanager_port}"
 
+    @property
+    def webhook_url(self) -> str:
+        """The receiver of Alertmanager's notifications (a page, ``/messages`` as JSON)."""
+        return webhook_receiver.url(self.cfg.stack.webhook_port)
+
     # --- specs ------------------------------------------------------------------------------
     def _alertmanager(self) -> ServiceSpec:
         return alertmanager.spec(self.paths, self.cfg.stack.alertmanager_port)
@@ -108,6 +114,13 @@ class LocalStack:
     def _prometheus(self) -> ServiceSpec:
         st = self.cfg.stack
         return prometheus.spec(self.paths, st.prometheus_port, st.alertmanager_port)
+
+    def _webhook(self) -> ServiceSpec:
+        return webhook_receiver.spec(self.paths, self.cfg.stack.webhook_port)
+
+    def infra_specs(self) -> list[ServiceSpec]:
+        """Alertmanager, Prometheus and the webhook receiver (Kafka is started on its own)."""
+        return [self._alertmanager(), self._prometheus(), self._webhook()]
 
     def ripple_specs(self) -> list[ServiceSpec]:
         return ripple_services(self.cfg, str(self.paths.root), self.bootstrap)
@@ -128,25 +141,26 @@ class LocalStack:
     def up(self, timeout: float = 120.0, services: bool = True) -> UpResult:
         """Start what is not running and wait until all is healthy.
 
-        With ``services=False`` only Kafka, Alertmanager and Prometheus start (tests)."""
+        With ``services=False`` only Kafka, Alertmanager, Prometheus and the webhook receiver
+        start (tests)."""
         self.paths.ensure()
         st = self.cfg.stack
-        alertmanager.prepare(self.paths)
+        alertmanager.prepare(self.paths, st.webhook_port)
         prometheus.prepare(self.paths, st.prometheus_port, st.alertmanager_port)
-        am, prom = self._alertmanager(), self._prometheus()
+        infra = self.infra_specs()
         ripple = self.ripple_specs() if services else []
-        result = UpResult(components=self._components([am, prom, *ripple]))
+        result = UpResult(components=self._components([*infra, *ripple]))
         self._write_manifest(result.components)
         prometheus.write_targets(self.paths, ripple)
 
-        # The three infrastructure processes start side by side, then each is awaited.
+        # The infrastructure processes start side by side, then each is awaited.
         result.note(kafka_mod.NAME, self.kafka.launch())
-        for spec in (am, prom):
+        for spec in infra:
             result.note(spec.name, supervisor.start(self.paths, spec))
         self.kafka.wait_ready(timeout)
-        for spec in (am, prom):
+        for spec in infra:
             supervisor.wait_healthy(self.paths, spec, timeout)
-        if prom.name in result.already:
+        if prometheus.NAME in result.already:
             prometheus.reload(self.cfg.stack.prometheus_port)  # picks up new rule files
         # The local brokers are PLAINTEXT; the topics are replicated as [kafka] says.
         k = self.cfg.kafka
@@ -176,6 +190,7 @@ class LocalStack:
             "bootstrap": self.bootstrap,
             "prometheus_url": self.prometheus_url,
             "alertmanager_url": self.alertmanager_url,
+            "webhook_url": self.webhook_url,
             "components": [{"name": c.name, "where": c.where, "health": c.health} for c in comps],
         }
         (self.paths.root / MANIFEST).write_text(json.dumps(data, indent=2) + "\n")
@@ -191,9 +206,7 @@ class LocalStack:
         """Every component of the last ``up`` (or of the configuration), probed now."""
         data = self.manifest()
         if data is None:
-            comps = self._components(
-                [self._alertmanager(), self._prometheus(), *self.ripple_specs()]
-            )
+            comps = self._components([*self.infra_specs(), *self.ripple_specs()])
         else:
             comps = [Component(**c) for c in data["components"]]  # type: ignore[attr-defined]
         for c in comps:
@@ -217,11 +230,11 @@ class LocalStack:
     def down(self, purge: bool = False) -> list[str]:
         """Stop every process (Ripple's first, Kafka last); with ``purge`` delete the state."""
         names = self.running()
-        # Ripple's processes first (they flush to Kafka), then Prometheus and Alertmanager,
-        # Kafka last (every node of a cluster); within a phase, side by side.
+        # Ripple's processes first (they flush to Kafka), then Prometheus, Alertmanager and
+        # its webhook receiver, Kafka last (every node of a cluster); within a phase, side by side.
         phases = [
             [n for n in names if n not in INFRA and not _is_kafka(n)],
-            [n for n in (prometheus.NAME, alertmanager.NAME) if n in names],
+            [n for n in (prometheus.NAME, alertmanager.NAME, webhook_receiver.NAME) if n in names],
             [n for n in names if _is_kafka(n)],
         ]
         stopped: list[str] = []

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -137,11 +138,6 @@ def _wait_for(cond: Any, timeout: float = 30) -> None:
 def test_a_stream_alert_reaches_slack_and_email_once_then_its_resolution(
     tmp_path: Path, receivers: tuple[type[_Slack], _Mails, int, int]
 ) -> None:
-    binary = shutil.which("prometheus-alertmanager")
-    if binary is None:
-        pytest.fail(
-            "prometheus-alertmanager is not installed (Debian package prometheus-alertmanager)"
-        )
     slack, mails, slack_port, smtp_port = receivers
     cfg = from_ripple_config(load_config(_toml(tmp_path, smtp_port)))
     alertmanager.write_secret_files(cfg, {"TEST_SLACK_WEBHOOK": SECRET.format(port=slack_port)})
@@ -155,16 +151,7 @@ def test_a_stream_alert_reaches_slack_and_email_once_then_its_resolution(
         if r["webhook_configs"] is None:
             del r["webhook_configs"]
     conf["route"].update(group_wait="1s", group_interval="2s", repeat_interval="1h")
-    (tmp_path / "am.yml").write_text(yaml.safe_dump(conf))
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(lambda: _ready(url))
+    with running_alertmanager(conf, tmp_path) as url:
         labels = {"alertname": "SocialReferralDrop", "site": "acme.com", "network": "x"}
         fire = row("alert", "event", 1795000000, 1795000000, labels, 1)
         alert = to_alertmanager(
@@ -210,6 +197,28 @@ def test_a_stream_alert_reaches_slack_and_email_once_then_its_resolution(
         assert mails.messages[1][1]["Subject"].startswith("[RESOLVED] SocialReferralDrop")
         time.sleep(4)
         assert len(slack.received) == 2 and len(mails.messages) == 2
+
+
+@contextmanager
+def running_alertmanager(conf: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    """A real Alertmanager with ``conf`` on a free port; its URL once it is ready (also used
+    by tests/deploy/test_webhook_receiver.py)."""
+    binary = shutil.which("prometheus-alertmanager")
+    if binary is None:
+        pytest.fail(
+            "prometheus-alertmanager is not installed (Debian package prometheus-alertmanager)"
+        )
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(conf))
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: _ready(url))
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -117,6 +117,7 @@ def test_every_printed_url_shows_a_useful_page(
     assert any(u.startswith(local.prometheus_url) and u.endswith("/alerts") for u in urls)
     assert any("/metrics" in u for u in urls) and any(u.endswith("/ripple.js") for u in urls)
     assert local.alertmanager_url not in urls  # only its JSON API
+    assert f"{local.webhook_url}/" in urls  # the notifications Alertmanager sent
     # The check can fail: Debian's Alertmanager root page is exactly what must not be printed.
     control = f"{local.alertmanager_url}/"
     results = asyncio.run(open_all([control, *urls], tmp_path / "profile"))
