@@ -60,9 +60,10 @@ def when(ts: str) -> str:
 
 
 def where(labels: dict[str, str]) -> str:
-    """``acme/bluesky``; ``source="stream"`` names the detector, not a place, so it is left out."""
+    """``acme/bluesky``; ``source="stream"`` names the detector, not a place, so it is left out,
+    and a value said once is enough (IngestStalled's platform and source are the same)."""
     parts = [labels[k] for k in WHERE_KEYS if labels.get(k) and labels[k] != "stream"]
-    return "/".join(parts)
+    return "/".join(dict.fromkeys(parts))
 
 
 def message(alert: dict[str, Any], payload: dict[str, Any], received: datetime) -> dict[str, Any]:

@@ -81,14 +81,15 @@ def test_up_status_down_keeps_data_then_purge(tmp_path: Path, make_stack_config)
     try:
         up = ripple("up", *conf)
         assert up.returncode == 0, up.stdout + up.stderr
-        assert "started: kafka, alertmanager, prometheus" in up.stdout
+        assert "started: kafka, alertmanager, prometheus, webhook" in up.stdout
         manifest = json.loads((state / "stack.json").read_text())
         bootstrap = manifest["bootstrap"]
         assert bootstrap in up.stdout and manifest["prometheus_url"] in up.stdout
+        assert f"{manifest['webhook_url']}/" in up.stdout  # where the notifications are
 
         status = ripple("status", *conf)
         assert status.returncode == 0, status.stdout + status.stderr
-        assert status.stdout.count(" up ") == 3
+        assert status.stdout.count(" up ") == 4  # kafka, alertmanager, prometheus, webhook
 
         again = ripple("up", *conf)
         assert again.returncode == 0 and "already up" in again.stdout, again.stdout + again.stderr
@@ -105,7 +106,7 @@ def test_up_status_down_keeps_data_then_purge(tmp_path: Path, make_stack_config)
         producer.close()
 
         recs = [json.loads(p.read_text()) for p in (state / "pids").glob("*.pid")]
-        assert len(recs) == 3
+        assert len(recs) == 4
         down = ripple("down", *conf)
         assert down.returncode == 0, down.stdout + down.stderr
         assert _processes_under(state) == []

@@ -112,6 +112,8 @@ def test_each_alert_becomes_one_readable_block() -> None:
     assert "  since:     2026-12-02 03:16:05 UTC" in lines
     assert "  resolved:  2026-12-02 03:40:00 UTC" in lines
     assert not any(x.startswith("  value:") for x in lines)
+    stalled = {"alertname": "IngestStalled", "platform": "x", "source": "x", "stage": "ingest"}
+    assert webhook_receiver.where(stalled) == "x/ingest"
     with pytest.raises(ValueError, match="no alerts list"):
         webhook_receiver.messages_of({"status": "firing"})
 
