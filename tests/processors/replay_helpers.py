@@ -45,3 +45,17 @@ def produce_raw(bootstrap: str, topic: str, records: list[tuple[int, int, bytes]
         producer.flush()
     finally:
         producer.close()
+
+
+def write_dataset(
+    stack_config: Path, config_toml: str, lines: list[bytes], d: Path
+) -> tuple[Path, Path]:
+    """A reference dataset on the test stack: its config (the stack's + the dataset's, small
+    gate batches so windows close mid-batch) and its events file."""
+    cfg = d / "ripple.toml"
+    cfg.write_text(
+        stack_config.read_text() + "\n" + config_toml + "\n[processing]\ngate_batch_records = 250\n"
+    )
+    events = d / "events.jsonl"
+    events.write_bytes(b"\n".join(lines) + b"\n")
+    return cfg, events

@@ -21,6 +21,7 @@ from ingest.events import InvalidEvent, decode_event
 from ingest.topics import Topics
 from processors.replay import collect_results, produce_lines, request_flush
 from processors.topology import delete_namespace, ensure_topics
+from tests.processors.replay_helpers import write_dataset
 from tests.reference.dataset import generate
 from tests.reference.oracle import compute_results
 
@@ -33,15 +34,7 @@ def dataset(stack, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
     """The reference dataset, its config (on the test stack) and the oracle's rows."""
     config_toml, lines = generate(seed=10)
     d = tmp_path_factory.mktemp("replay")
-    cfg = d / "ripple.toml"
-    cfg.write_text(
-        stack.config_path.read_text()
-        + "\n"
-        + config_toml
-        + "\n[processing]\ngate_batch_records = 250\n"
-    )
-    events = d / "events.jsonl"
-    events.write_bytes(b"\n".join(lines) + b"\n")
+    cfg, events = write_dataset(stack.config_path, config_toml, lines, d)
     expected = compute_results(lines, load_config(cfg))
     assert len(expected) > 10_000 and any(r["metric"] == "alert" for r in expected)
     return cfg, events, lines, expected

@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from ingest.config import load_config
 from ingest.topics import Topics
-from tests.processors.replay_helpers import rows, run_replay
+from tests.processors.replay_helpers import rows, run_replay, write_dataset
 from tests.reference.bounds import BOUNDS_REASONS
 from tests.reference.dataset_r2 import generate
 from tests.reference.oracle import compute_results, reason
@@ -27,15 +27,7 @@ def replayed(stack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One replay of the r2 dataset: its results, dead letters and the oracle's view."""
     config_toml, lines = generate(seed=20)
     d = tmp_path_factory.mktemp("replay_r2")
-    cfg = d / "ripple.toml"
-    cfg.write_text(
-        stack.config_path.read_text()
-        + "\n"
-        + config_toml
-        + "\n[processing]\ngate_batch_records = 250\n"
-    )
-    events = d / "events.jsonl"
-    events.write_bytes(b"\n".join(lines) + b"\n")
+    cfg, events = write_dataset(stack.config_path, config_toml, lines, d)
     config = load_config(cfg)
     expected = compute_results(lines, config)
     namespace = f"r2{uuid.uuid4().hex[:10]}"
