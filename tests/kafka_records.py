@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 
 @dataclass
@@ -56,3 +57,15 @@ async def read_topic(
         return out
     finally:
         await consumer.stop()
+
+
+def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+    """A topic's effective configuration (``retention.ms`` and the rest) as strings."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    # {resource type: {name: {key: {config data}}}}
+    (by_name,) = res.values()
+    return {k: str(v.get("value") if isinstance(v, dict) else v) for k, v in by_name[topic].items()}

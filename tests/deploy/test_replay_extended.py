@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from deploy.backfill import BackfillError, backfill
 from deploy.commands.replay import Pacer
@@ -27,6 +26,7 @@ from processors.metrics import RESULT_COUNTERS
 from processors.replay import produce_lines
 from processors.replay_kafka import parse_time
 from processors.results import row
+from tests.kafka_records import topic_config
 from tests.processors.replay_helpers import replay_config, ripple, rows, run_replay
 
 # --- arguments and pacing, without the stack ------------------------------------------------
@@ -88,17 +88,6 @@ def replay_events(bootstrap: str, namespace: str) -> list[bytes]:
         return [r.value for r in consumer]
     finally:
         consumer.close()
-
-
-def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    finally:
-        admin.close()
-    # {resource type: {name: {key: {config data}}}}
-    (by_name,) = res.values()
-    return {k: str(v.get("value") if isinstance(v, dict) else v) for k, v in by_name[topic].items()}
 
 
 def with_ts(line: bytes, ident: str, ts: float) -> bytes:

@@ -16,7 +16,7 @@ from ingest.cursors import CursorStore
 from ingest.producer import EventProducer
 from ingest.runner import RunStats, run_source
 from ingest.sources.base import Source
-from tests.kafka_records import Record, read_topic  # noqa: F401 - re-exported for the tests
+from tests.kafka_records import Record, read_topic, topic_config  # noqa: F401 - re-exported
 
 # The shared real-payload fixtures live beside the repository (../shared/fixtures).
 FIXTURES = Path(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from ingest_helpers import read_topic, run_until, strip_ingested
+from ingest_helpers import read_topic, run_until, strip_ingested, topic_config
 from replay_http import Fault, ReplayServer
 
 from ingest.config import Brand, Config
@@ -540,6 +540,7 @@ async def test_firebase_walks_new_items(stack: Any, namespace: str, cursor_store
         await fake.server.stop()
 
 
+@pytest.mark.cli_makes_topics
 async def test_cli_streams_into_kafka(
     stack: Any, namespace: str, tmp_path: Path, algolia: FakeAlgolia
 ) -> None:
@@ -565,5 +566,7 @@ async def test_cli_streams_into_kafka(
         _, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0, err.decode()[-2000:]
     _assert_exact(got, _expected(hits))
+    # made by the command with size (not time) retention: these hits are years old
+    assert topic_config(stack.bootstrap, f"{namespace}.events")["retention.ms"] == "-1"
     saved = json.loads((tmp_path / "cur" / "hackernews.json").read_text())["cursor"]
     assert saved["t"] == hits[-1]["created_at_i"]
