@@ -15,25 +15,33 @@ from ingest.topics import Topics
 log = logging.getLogger(__name__)
 
 
-def topic_plan(
-    namespace: str, partitions: int, events_partitions: int | None = None
-) -> dict[str, int]:
-    t = Topics(namespace)
-    return {
-        t.events: events_partitions or partitions,
-        t.dlq: 1,
-        t.results: 1,
-        t.alerts: 1,
-        t.internal("batches"): partitions,
-        t.internal("partials"): 1,
-        t.internal("control"): 1,
-    }
-
-
 # `<ns>.events` records carry their event time as the Kafka timestamp (EVENTS.md), so time
 # retention would delete history (a replay of last month, a backfilled post) as soon as its
 # segment rolls, before the gate read it. The events topic is retained by size instead.
 EVENTS_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": str(8 * 1024**3)}
+# A result row's key is its identity (processors.results): the topic compacts to each row's
+# last revision (a provisional minute replaced by its final row).
+RESULTS_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+
+
+def topic_plan(
+    namespace: str, partitions: int, events_partitions: int | None = None
+) -> dict[str, tuple[int, dict[str, str]]]:
+    """The one plan of a namespace's topics: name -> (partitions, topic config). The stack,
+    the worker, ingestors and replay all create topics from it (``ensure_topics``).
+
+    Only ``<ns>.events`` and the stage topics are partitioned: dead letters, results and
+    alert transitions are low-volume and read whole, in order, by one reader."""
+    t = Topics(namespace)
+    return {
+        t.events: (events_partitions or partitions, EVENTS_TOPIC_CONFIG),
+        t.dlq: (1, {}),
+        t.results: (1, RESULTS_TOPIC_CONFIG),
+        t.alerts: (1, {}),
+        t.internal("batches"): (partitions, {}),
+        t.internal("partials"): (1, {}),
+        t.internal("control"): (1, {}),
+    }
 
 
 def changelog_plan(namespace: str, partitions: int) -> dict[str, int]:
@@ -52,10 +60,9 @@ def ensure_topics(
     )
     try:
         existing = set(admin.list_topics())
-        events = Topics(namespace).events
         new = [
-            new_topic(bootstrap, name, n, EVENTS_TOPIC_CONFIG if name == events else {})
-            for name, n in topic_plan(namespace, partitions, events_partitions).items()
+            new_topic(bootstrap, name, n, config)
+            for name, (n, config) in topic_plan(namespace, partitions, events_partitions).items()
             if name not in existing
         ] + [
             new_topic(bootstrap, name, n, {"cleanup.policy": "compact"})

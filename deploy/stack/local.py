@@ -23,11 +23,9 @@ from deploy.stack.kafka import Kafka, KafkaSpec
 from deploy.stack.paths import StatePaths
 from deploy.stack.process import read_pid
 from deploy.stack.services import ServiceSpec, ripple_services
-from deploy.stack.topics import TopicSpec, ensure_topics
 from ingest.config import Config
 from ingest.kafka_client import KafkaAccess
-from ingest.topics import Topics
-from processors.topology import EVENTS_TOPIC_CONFIG
+from processors import topology
 
 MANIFEST = "stack.json"
 INFRA = (kafka_mod.NAME, alertmanager.NAME, prometheus.NAME, webhook_receiver.NAME)
@@ -166,7 +164,7 @@ class LocalStack:
         k = self.cfg.kafka
         local = KafkaAccess(self.bootstrap, replication_factor=k.replication_factor,
                             min_insync_replicas=k.min_insync_replicas)  # fmt: skip
-        ensure_topics(local, self.namespace_topics())
+        topology.ensure_topics(local, k.namespace, k.partitions)
 
         # Ripple's processes need the broker; start them all, then await each.
         for spec in ripple:
@@ -175,14 +173,6 @@ class LocalStack:
             supervisor.wait_healthy(self.paths, spec, timeout)
         result.components = self.status()
         return result
-
-    def namespace_topics(self) -> list[TopicSpec]:
-        """The pipeline's shared topics, with the configured partition count."""
-        t = Topics(self.cfg.kafka.namespace)
-        n = self.cfg.kafka.partitions
-        return [TopicSpec(t.events, n, dict(EVENTS_TOPIC_CONFIG))] + [
-            TopicSpec(name, n) for name in (t.dlq, t.results, t.alerts)
-        ]
 
     def _write_manifest(self, comps: list[Component]) -> None:
         data = {

@@ -243,3 +243,24 @@ def test_broker_restart_loses_no_acknowledged_record(stack) -> None:
     missing = [v for v in acked if v not in values]
     assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
     assert len(acked) > before + 200
+
+
+def test_up_creates_the_namespace_from_the_one_topic_plan(stack) -> None:
+    from kafka.admin import KafkaAdminClient
+
+    from ingest.config import load_config
+    from processors.topology import topic_plan
+    from tests.kafka_records import topic_config
+
+    k = load_config(stack.config_path).kafka
+    plan = topic_plan(k.namespace, k.partitions)
+    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    try:
+        described = {t["name"]: t for t in admin.describe_topics(list(plan))}
+    finally:
+        admin.close()
+    for name, (partitions, config) in plan.items():
+        assert len(described[name]["partitions"]) == partitions, name
+        got = topic_config(stack.bootstrap, name)
+        assert {key: got[key] for key in config} == config, name
+    assert plan[f"{k.namespace}.results"][1] == {"cleanup.policy": "compact"}
