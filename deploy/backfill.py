@@ -27,7 +27,7 @@ from deploy.stack import prometheus, supervisor
 from deploy.stack.paths import StatePaths
 from ingest.config import Config
 from processors.backfill import HEAD_BLOCK_SECONDS, BackfillStats, write_openmetrics
-from processors.results import Row
+from processors.wire import WindowCounts
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -123,7 +123,7 @@ def restart_prometheus(cfg: Config, timeout: float = 60) -> None:
 
 
 def backfill(
-    rows: list[Row],
+    windows: list[WindowCounts],
     namespace: str,
     cfg: Config,
     file: Path,
@@ -135,7 +135,7 @@ def backfill(
     """Write ``file`` (OpenMetrics), make blocks of it in the stack's Prometheus and load them."""
     now = time.time() if now is None else now
     with file.open("w") as fh:
-        stats = write_openmetrics(rows, namespace, fh, not_after=now - HEAD_BLOCK_SECONDS)
+        stats = write_openmetrics(windows, namespace, fh, not_after=now - HEAD_BLOCK_SECONDS)
     report = BackfillReport(file, stats)
     if stats.skipped_recent:
         report.warnings.append(

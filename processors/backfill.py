@@ -1,8 +1,10 @@
-"""A replay's 1m window results as OpenMetrics, for ``promtool tsdb create-blocks-from``.
+"""A replay's 1m window counts as OpenMetrics, for ``promtool tsdb create-blocks-from``.
 
-Each results metric that the live processors count in Prometheus (``RESULT_COUNTERS``)
-becomes the same counter, labelled ``namespace`` plus the row's labels, so the dashboards
-show a replayed namespace like a live one. A series starts at 0 at the start of its first
+The input is each final 1m window's ``WindowCounts`` (``processors.wire``): the very values
+the live counters advance by (``processors.counters.window_counts``), so every SMM and SMO
+counter of the catalogue is backfilled, amplification's reshares and amplifiable posts
+included (no result row carries those), labelled ``namespace`` plus its labels, and the
+dashboards show a replayed namespace like a live one. A series starts at 0 at the start of its first
 window (so ``increase()`` over the replay equals the results' sum) and then has one sample at
 every 1m window end up to the replay's last, holding the sum of the window values so far: a
 live counter is scraped between increments too, and ``rate()`` needs those samples to show
@@ -20,8 +22,9 @@ from typing import IO
 
 from ingest.events import parse_ts
 from ingest.metricdefs import MetricDef
-from processors.metrics import NS, RESULT_COUNTERS
+from processors.metrics import NS, RESULT_COUNTERS, SMM_METRICS, SMO_METRICS
 from processors.results import Row
+from processors.wire import WindowCounts
 
 WINDOW = "1m"
 FILL = 6 * 3600  # seconds of flat samples after a window with data (then the series rests)
@@ -45,24 +48,40 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def series_key(r: Row, defn: MetricDef, namespace: str) -> SeriesKey:
-    names = [n for n in defn.labels if n != NS]
-    if sorted(r["labels"]) != sorted(names):
-        raise ValueError(f"{r['metric']} row labels {sorted(r['labels'])} are not {names}")
-    values = tuple(namespace if n == NS else str(r["labels"][n]) for n in defn.labels)
-    return defn.name, values
+COUNTERS: dict[str, MetricDef] = {d.name: d for d in (*SMM_METRICS, *SMO_METRICS)}
 
 
-def window_values(rows: Iterable[Row], namespace: str) -> dict[SeriesKey, dict[int, float]]:
-    """Per series, window end -> that window's value (1m rows of counted metrics only)."""
+def window_values(
+    windows: Iterable[WindowCounts], namespace: str
+) -> dict[SeriesKey, dict[int, float]]:
+    """Per series, window end -> that window's value."""
     out: dict[SeriesKey, dict[int, float]] = defaultdict(dict)
+    for w in windows:
+        end = w.start + STEP
+        for name, labels, value in w.counts:
+            defn = COUNTERS.get(name)
+            if defn is None or len(labels) != len(defn.labels) - 1:
+                raise ValueError(f"{name}{labels}: not a counter of the catalogue")
+            it = iter(labels)
+            values = tuple(namespace if n == NS else next(it) for n in defn.labels)
+            out[(name, values)][end] = value
+    return out
+
+
+def counts_of_rows(rows: Iterable[Row]) -> list[WindowCounts]:
+    """``WindowCounts`` from 1m result rows of the metrics a row carries as a count (the
+    results file alone: no reshares or amplifiable posts in it; tests, hand-made rows)."""
+    by_start: dict[int, list[tuple[str, list[str], float]]] = defaultdict(list)
     for r in rows:
         defn = RESULT_COUNTERS.get(r["metric"])
         if defn is None or r["window"] != WINDOW:
             continue
-        end = int(parse_ts(r["window_end"]))
-        out[series_key(r, defn, namespace)][end] = r["value"]
-    return out
+        names = [n for n in defn.labels if n != NS]
+        if sorted(r["labels"]) != sorted(names):
+            raise ValueError(f"{r['metric']} row labels {sorted(r['labels'])} are not {names}")
+        start = int(parse_ts(r["window_start"]))
+        by_start[start].append((defn.name, [str(r["labels"][n]) for n in names], r["value"]))
+    return [WindowCounts(start, counts) for start, counts in sorted(by_start.items())]
 
 
 def number(v: float) -> str:
@@ -70,13 +89,12 @@ def number(v: float) -> str:
 
 
 def write_openmetrics(
-    rows: Iterable[Row], namespace: str, out: IO[str], not_after: float | None = None
+    windows: Iterable[WindowCounts], namespace: str, out: IO[str], not_after: float | None = None
 ) -> BackfillStats:
-    """Write the OpenMetrics text of ``rows`` to ``out``; see the module doc."""
+    """Write the OpenMetrics text of ``windows`` to ``out``; see the module doc."""
     stats = BackfillStats()
-    per_series = window_values(rows, namespace)
-    ends = [e for windows in per_series.values() for e in windows]
-    defs = {d.name: d for d in RESULT_COUNTERS.values()}
+    per_series = window_values(windows, namespace)
+    ends = [e for values in per_series.values() for e in values]
     last_end = max(ends, default=0)
 
     def sample(name: str, labels: str, t: int, v: float) -> None:
@@ -89,24 +107,24 @@ def write_openmetrics(
         stats.last = t if stats.last is None else max(stats.last, t)
 
     for name in sorted({k[0] for k in per_series}):
-        defn = defs[name]
+        defn = COUNTERS[name]
         family = name.removesuffix("_total")
         out.write(f"# HELP {family} {escape(defn.help)}\n# TYPE {family} counter\n")
         for key in sorted(k for k in per_series if k[0] == name):
-            windows = per_series[key]
+            at_end = per_series[key]
             labels = ",".join(
                 f'{n}="{escape(v)}"' for n, v in zip(defn.labels, key[1], strict=True)
             )
-            first_end = min(windows)
+            first_end = min(at_end)
             stats.series += 1
             total: float = 0
             sample(name, labels, first_end - STEP, 0)
             # A sample every minute keeps rate() continuous, but only up to FILL after each
             # window with data: loops run over data, never over a span of event time (one
             # row dated 2999 must not mean a sample for every minute until then).
-            points = sorted(windows)
+            points = sorted(at_end)
             for i, t in enumerate(points):
-                total += windows[t]
+                total += at_end[t]
                 sample(name, labels, t, total)
                 nxt = points[i + 1] if i + 1 < len(points) else last_end + STEP
                 for u in range(t + STEP, min(nxt, t + FILL), STEP):

@@ -3,8 +3,9 @@
 Consumes the single-partition ``<ns>.proc.partials`` topic. A window is final once all
 partitions' markers passed its end plus the allowed lateness; its rows go to
 ``<ns>.results`` (key = row identity, so the topic compacts to the last revision), its
-1m counts to the Prometheus counters, and the stream-side EngagementDrop transitions to
-``<ns>.alerts``. After a replay's flush, a ``complete`` record tells readers that every
+1m counts to the Prometheus counters and, as one ``WindowCounts`` record beside the rows,
+to ``<ns>.results`` for backfill; the stream alerts' transitions become alert rows and go
+to Alertmanager (``processors.alerts``). After a replay's flush, a ``complete`` record tells readers that every
 window is final.
 """
 
@@ -21,7 +22,7 @@ import orjson
 from ingest.telemetry import counter
 from processors.alerts import AlertSink
 from processors.context import Context
-from processors.counters import WindowCounters
+from processors.counters import WindowCounters, window_counts
 from processors.durable import DurableTable, rocksdb_options
 from processors.gapfill import to_apply
 from processors.metrics import PROC_WINDOWS_CLOSED
@@ -31,11 +32,14 @@ from processors.results import Row, identity
 from processors.rollup import MINUTE, Rollup, alert_row
 from processors.stream_alerts import Transition, rules_of
 from processors.wire import (
+    COUNTS_KEY_PREFIX,
     MALFORMED,
     MarkerRecord,
     PartialRecord,
     RollupInput,
+    WindowCounts,
     decode_rollup_input,
+    encode_json,
 )
 
 log = logging.getLogger(__name__)
@@ -120,9 +124,13 @@ def register(app: faust.App, ctx: Context) -> Any:
             await app.producer.send(
                 results_topic, orjson.dumps(identity(row_)), orjson.dumps(row_), 0, None, None
             )
-        if count:
-            for start, merged in r.final_minutes:
+        for start, merged in r.final_minutes:
+            if count:
                 live_counters.advance(start, merged, final=True)
+            counts = WindowCounts(start, [(name, list(labels), v) for (name, labels), v
+                                          in sorted(window_counts(merged).items())])  # fmt: skip
+            await app.producer.send(results_topic, COUNTS_KEY_PREFIX + str(start).encode(),
+                                    encode_json(counts), 0, None, None)  # fmt: skip
         for t, alertname, labels, value in alerts:
             a = alert_row(t, alertname, labels, value)
             await app.producer.send(

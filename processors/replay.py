@@ -24,7 +24,13 @@ from ingest.producer import partition_key
 from ingest.topics import Topics
 from processors.finalize import COMPLETE_KEY
 from processors.results import Row, identity, sort_key
-from processors.wire import FlushRequest, encode_json
+from processors.wire import (
+    COUNTS_KEY_PREFIX,
+    FlushRequest,
+    WindowCounts,
+    decode_window_counts,
+    encode_json,
+)
 from processors.zstd_frames import zstd_lines
 
 log = logging.getLogger(__name__)
@@ -129,11 +135,14 @@ def collect_results(
     alive: Callable[[], bool] = lambda: True,
     on_row: Callable[[int], None] | None = None,
     stop_at_end: bool = False,
+    counts: dict[int, WindowCounts] | None = None,
 ) -> list[Row]:
     """Read ``<ns>.results`` until the completion record; last revision of each row, sorted.
 
     ``stop_at_end``: also stop once the topic is read up to its end offsets (a live
-    namespace never writes the completion record; its open windows are not in it yet)."""
+    namespace never writes the completion record; its open windows are not in it yet).
+    ``counts``: filled with the final 1m windows' counter values (window start -> record),
+    which ride beside the rows; they are never rows."""
     consumer = KafkaConsumer(
         Topics(namespace).results,
         **client_options(bootstrap, "kafka-python"),
@@ -149,6 +158,11 @@ def collect_results(
             for rec in consumer:
                 if rec.key == COMPLETE_KEY:
                     return sorted(rows.values(), key=sort_key)
+                if rec.key is not None and rec.key.startswith(COUNTS_KEY_PREFIX):
+                    if counts is not None:
+                        record = decode_window_counts(rec.value)
+                        counts[record.start] = record
+                    continue
                 row = orjson.loads(rec.value)
                 rows[identity(row)] = row
                 if on_row is not None:

@@ -5,6 +5,7 @@ these structs, msgpack-encoded (JSON for the control topic, which people write b
 
     gate ──GateBatch──▶ <ns>.proc.batches ──resolve──PartialRecord/MarkerRecord──▶ <ns>.proc.partials
     replay ──FlushRequest──▶ <ns>.proc.control ──▶ gate        (GateCheckpoint: commit metadata)
+    rollup ──result rows, WindowCounts──▶ <ns>.results ──▶ replay, report, backfill
 
 Decoding is typed, so a crafted or truncated record fails here with a message, and the
 agent sends it to the dead-letter topic instead of crashing (see ``processors.poison``).
@@ -69,6 +70,19 @@ class MarkerRecord(msgspec.Struct, tag="marker", tag_field="t"):
 RollupInput = PartialRecord | MarkerRecord
 
 
+class WindowCounts(msgspec.Struct):
+    """A final 1m window's counter values (``processors.counters.window_counts``), on
+    ``<ns>.results`` beside its rows under key ``counts|<start>``: what ``--backfill``
+    writes to Prometheus, every counter of the catalogue (amplification's numerator and
+    denominator too, which no result row carries). A rebuild re-sends it: same key."""
+
+    start: int
+    counts: list[tuple[str, list[str], float]]  # (counter name, label values, value)
+
+
+COUNTS_KEY_PREFIX = b"counts|"
+
+
 class FlushRequest(msgspec.Struct):
     """End of a replay: close every window once the gate has read up to these offsets."""
 
@@ -83,6 +97,7 @@ decode_rollup_input = msgspec.msgpack.Decoder(RollupInput).decode  # type: ignor
 decode_flush_request = msgspec.json.Decoder(FlushRequest).decode
 encode_json = msgspec.json.Encoder().encode
 decode_checkpoint = msgspec.json.Decoder(GateCheckpoint).decode
+decode_window_counts = msgspec.json.Decoder(WindowCounts).decode
 
 # What a malformed internal record raises on decoding (or on its first use).
 MALFORMED = (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError)

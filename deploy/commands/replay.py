@@ -10,11 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from ingest.config import Config, ConfigError, load_config
 from ingest.kafka_client import KafkaAccess, kafka_access, verify_access
 from processors.windows import iso
+from processors.wire import WindowCounts
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -211,8 +211,9 @@ def run(args: argparse.Namespace) -> int:
                 bar.refresh()
 
             alive = (lambda: any(p.poll() is None for p in procs)) if procs else (lambda: True)
+            counts: dict[int, WindowCounts] = {}
             rows = collect_results(
-                bootstrap, args.namespace, args.timeout, alive=alive, on_row=on_row
+                bootstrap, args.namespace, args.timeout, alive=alive, on_row=on_row, counts=counts
             )
         write_results(rows, args.out)
     except (TimeoutError, RuntimeError) as exc:
@@ -225,15 +226,15 @@ def run(args: argparse.Namespace) -> int:
         f"replayed {n} events from {source.label} into {args.namespace!r}: "
         f"{len(rows)} result rows in {args.out} ({took:.1f}s)"
     )
-    return run_backfill(args, config, rows) if args.backfill else 0
+    return run_backfill(args, config, [counts[s] for s in sorted(counts)]) if args.backfill else 0
 
 
-def run_backfill(args: argparse.Namespace, config: Config, rows: list[dict[str, Any]]) -> int:
+def run_backfill(args: argparse.Namespace, config: Config, windows: list[WindowCounts]) -> int:
     from deploy.backfill import BackfillError, backfill
 
     file = Path(args.backfill_file or f"{args.out}.om")
     try:
-        report = backfill(rows, args.namespace, config, file, reload=args.backfill_reload)
+        report = backfill(windows, args.namespace, config, file, reload=args.backfill_reload)
     except BackfillError as exc:
         print(f"ripple replay: backfill: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from deploy.history import DEMO_CONFIG, HistorySpec, generate
 from ingest.config import load_config
 from ingest.events import format_ts, parse_ts
 from ingest.topics import Topics
-from processors.backfill import HEAD_BLOCK_SECONDS
+from processors.backfill import HEAD_BLOCK_SECONDS, counts_of_rows
 from processors.metrics import RESULT_COUNTERS
 from processors.replay import produce_lines
 from processors.replay_kafka import parse_time
@@ -74,7 +74,9 @@ def test_backfill_refuses_history_within_the_head_block(tmp_path: Path) -> None:
     start = int(now - 3600) // 60 * 60
     recent = [row("mentions", "1m", start, start + 60, {"brand": "a", "platform": "x"}, 1)]
     with pytest.raises(BackfillError, match="nothing to backfill.*3 hours"):
-        backfill(recent, "r1", load_config(None, env={}), tmp_path / "x.om", now=now)
+        backfill(
+            counts_of_rows(recent), "r1", load_config(None, env={}), tmp_path / "x.om", now=now
+        )
 
 
 # --- against the real stack -----------------------------------------------------------------
@@ -180,6 +182,22 @@ def test_backfill_makes_the_replay_queryable_at_its_original_times(
             assert float(got[0]["value"][1]) == value and got[0]["value"][0] == at
             checked += 1
     assert checked >= 30
+    # Amplification's parts have no row of their own, only the ratio: each 1m window's
+    # increase of reshares over amplifiable posts is that window's amplification row.
+    amplification = [r for r in rows(out) if r["metric"] == "amplification" and r["window"] == "1m"]
+    assert len(amplification) >= 3
+    for r in amplification[:: max(1, len(amplification) // 5)]:
+        selector = ",".join(f'{k}="{v}"' for k, v in r["labels"].items())
+        end = parse_ts(r["window_end"])
+        grew = {}
+        for name in ("ripple_smm_reshares_total", "ripple_smm_amplifiable_posts_total"):
+            series = f'{name}{{namespace="{namespace}",{selector}}}'
+            now_, before = (prom_query(stack.prometheus_url, series, t) for t in (end, end - 60))
+            grew[name] = float(now_[0]["value"][1]) - (
+                float(before[0]["value"][1]) if before else 0
+            )
+        ratio = grew["ripple_smm_reshares_total"] / grew["ripple_smm_amplifiable_posts_total"]
+        assert ratio == pytest.approx(r["value"], rel=1e-12), r
     # And what the dashboards ask: a rate over the replayed hour, at its original time.
     mid = start + 15 * 60
     rate = prom_query(stack.prometheus_url,
@@ -195,7 +213,11 @@ def test_backfill_with_a_prometheus_restart(stack, namespace: str, tmp_path: Pat
         for m in range(30)
     ]
     report = backfill(
-        rows_, namespace, load_config(stack.config_path), tmp_path / "x.om", reload="restart"
+        counts_of_rows(rows_),
+        namespace,
+        load_config(stack.config_path),
+        tmp_path / "x.om",
+        reload="restart",
     )
     assert report.loaded == "Prometheus restarted" and report.blocks
     end = start + 30 * 60

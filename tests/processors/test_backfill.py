@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from processors.backfill import write_openmetrics
+from processors.backfill import counts_of_rows, write_openmetrics
 from processors.results import Row, row
+from processors.wire import WindowCounts
 
 T0 = 1_763_625_600  # 2025-11-20T08:00:00Z, a whole minute
 SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+) (\d+)$")
@@ -25,7 +26,7 @@ def mentions(minute: int, value: int, brand: str = "acme", platform: str = "blue
 
 def render(rows: list[Row], **kwargs: float) -> tuple[str, object]:
     out = io.StringIO()
-    stats = write_openmetrics(rows, "replay1", out, **kwargs)
+    stats = write_openmetrics(counts_of_rows(rows), "replay1", out, **kwargs)
     return out.getvalue(), stats
 
 
@@ -52,6 +53,31 @@ def test_counters_are_cumulative_sums_at_window_ends_from_zero() -> None:
     ]
     assert globex == [(T0 + 60, 0), (T0 + 120, 4), (T0 + 180, 4)]
     assert stats.series == 2 and stats.samples == 7  # type: ignore[attr-defined]
+
+
+def test_window_counts_carry_the_counters_no_row_has() -> None:
+    # amplification is a ratio row; its numerator and denominator come as counts only
+    windows = [
+        WindowCounts(T0, [("ripple_smm_reshares_total", ["acme", "x"], 2),
+                          ("ripple_smm_amplifiable_posts_total", ["acme", "x"], 5)]),
+        WindowCounts(T0 + 120, [("ripple_smm_reshares_total", ["acme", "x"], 1)]),
+    ]  # fmt: skip
+    out = io.StringIO()
+    write_openmetrics(windows, "replay1", out)
+    got = samples(out.getvalue())
+    labels = 'namespace="replay1",brand="acme",platform="x"'
+    assert got[("ripple_smm_reshares_total", labels)] == [
+        (T0, 0), (T0 + 60, 2), (T0 + 120, 2), (T0 + 180, 3)
+    ]  # fmt: skip
+    assert got[("ripple_smm_amplifiable_posts_total", labels)][:2] == [(T0, 0), (T0 + 60, 5)]
+
+
+def test_a_count_of_no_catalogue_counter_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a counter of the catalogue"):
+        write_openmetrics([WindowCounts(T0, [("ripple_nope_total", ["a"], 1)])], "r", io.StringIO())
+    with pytest.raises(ValueError, match="not a counter of the catalogue"):
+        bad = [WindowCounts(T0, [("ripple_smm_mentions_total", ["acme"], 1)])]  # one label short
+        write_openmetrics(bad, "r", io.StringIO())
 
 
 def test_family_metadata_eof_and_time_order() -> None:
