@@ -6,9 +6,10 @@ import argparse
 import importlib
 import logging
 import sys
+import threading
 
 from ingest.config import ConfigError, load_config
-from ingest.kafka_client import kafka_access
+from ingest.kafka_client import KafkaAccess, kafka_access
 
 log = logging.getLogger(__name__)
 
@@ -46,28 +47,51 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=_with_topics(mod.run))
 
 
+TOPICS_WAIT_SECONDS = 15.0
+
+
 def _with_topics(run):  # type: ignore[no-untyped-def]
     """Make the namespace's topics first, as ``ripple up`` does: a topic the broker creates on
     first produce gets its default time retention, and events carry their (possibly years
-    old) ``ts`` as the Kafka timestamp, so the broker would delete a history backfill."""
+    old) ``ts`` as the Kafka timestamp, so the broker would delete a history backfill.
+
+    Never in the way: with the broker away (or no admin rights) the source starts anyway
+    after ``TOPICS_WAIT_SECONDS`` (its producer waits for Kafka in its own way), and the
+    website collector skips it (it must answer, and spool, while Kafka is down; its
+    events are dated now)."""
 
     def wrapped(args: argparse.Namespace) -> int:
-        from processors.topology import ensure_topics
-
-        try:
-            config = load_config(args.config)
-            bootstrap = kafka_access(config.kafka, args.bootstrap)
-            ensure_topics(
-                bootstrap, args.namespace or config.kafka.namespace, config.kafka.partitions
-            )
-        except ConfigError as exc:
-            print(f"ripple ingest {args.source}: {exc}", file=sys.stderr)
-            return 2
-        except Exception as exc:  # no admin rights, broker away: the source still runs
-            log.warning("could not make the namespace's topics (%s); producing anyway", exc)
+        if args.source != "web":
+            try:
+                config = load_config(args.config)
+                bootstrap = kafka_access(config.kafka, args.bootstrap)
+            except ConfigError as exc:
+                print(f"ripple ingest {args.source}: {exc}", file=sys.stderr)
+                return 2
+            ns = args.namespace or config.kafka.namespace
+            _make_topics(bootstrap, ns, config.kafka.partitions)
         return int(run(args))
 
     return wrapped
+
+
+def _make_topics(bootstrap: KafkaAccess, namespace: str, partitions: int) -> None:
+    from processors.topology import ensure_topics
+
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            ensure_topics(bootstrap, namespace, partitions)
+        except Exception as exc:  # reported below; the source runs regardless
+            failed.append(exc)
+
+    worker = threading.Thread(target=make, name="ripple-topics", daemon=True)
+    worker.start()
+    worker.join(TOPICS_WAIT_SECONDS)
+    if worker.is_alive() or failed:
+        why = failed[0] if failed else f"no answer in {TOPICS_WAIT_SECONDS:.0f}s"
+        log.warning("could not make the namespace's topics (%s); producing anyway", why)
 
 
 def _unavailable(name: str, exc: Exception):  # type: ignore[no-untyped-def]

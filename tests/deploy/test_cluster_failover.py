@@ -205,7 +205,8 @@ gate_batch_records = 250
                 assert time.monotonic() < deadline, "no progress within 60s of the kill"
                 await asyncio.sleep(0.05)
             resumed = time.monotonic()
-            await asyncio.sleep(3)
+            # The broker is restarted while the replay still runs (it rejoins mid-stream);
+            # how long the rest takes varies with the machine's load, so no waiting here.
             assert replay.poll() is None, "the replay ended before the broker came back"
             await asyncio.to_thread(cluster.start, 120)  # the killed node only
             restarted = time.monotonic()
