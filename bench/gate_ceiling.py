@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy.history import HistorySpec, generate  # noqa: E402
-from processors.gate_step import GateStep  # noqa: E402
+from processors.core.gate import GateStep  # noqa: E402
 from processors.wire import GateBatch, pack  # noqa: E402
 
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy.commands.replay import free_port  # noqa: E402
 from ingest.kafka_client import client_options  # noqa: E402
-from processors.topology import delete_namespace, ensure_topics  # noqa: E402
+from processors.job.topology import delete_namespace, ensure_topics  # noqa: E402
 
 NS = "latency"
 SITE = "latency.example"

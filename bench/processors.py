@@ -27,9 +27,9 @@ from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG, HistorySpec, generate  # noqa: E402
 from ingest.kafka_client import client_options  # noqa: E402
 from ingest.topics import Topics  # noqa: E402
-from processors.finalize import COMPLETE_KEY  # noqa: E402
-from processors.replay import collect_results, produce_lines, request_flush  # noqa: E402
-from processors.topology import delete_namespace, ensure_topics  # noqa: E402
+from processors.history.replay import collect_results, produce_lines, request_flush  # noqa: E402
+from processors.job.rollup import COMPLETE_KEY  # noqa: E402
+from processors.job.topology import delete_namespace, ensure_topics  # noqa: E402
 
 NS = "bench"
 

@@ -33,8 +33,8 @@ from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG  # noqa: E402
 from ingest.events import format_ts  # noqa: E402
 from ingest.kafka_client import client_options  # noqa: E402
-from processors.replay import collect_results, request_flush  # noqa: E402
-from processors.topology import delete_namespace, ensure_topics  # noqa: E402
+from processors.history.replay import collect_results, request_flush  # noqa: E402
+from processors.job.topology import delete_namespace, ensure_topics  # noqa: E402
 
 NS = "soak"
 START = 1_763_596_800.0  # 2025-11-20T00:00:00Z

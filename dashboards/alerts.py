@@ -1,6 +1,6 @@
 """Prometheus alerting rules; they read the series ``dashboards.rules`` records.
 
-The four alerts of METRICS.md "Spikes and drops" come from ``processors.metrics.ALERTS`` (one
+The four alerts of METRICS.md "Spikes and drops" come from ``processors.catalogue.ALERTS`` (one
 ``AlertDef`` each, the same table the stream detector reads), with their factor, floor and
 resolve factor from ``Config.rules`` (``[alerts.<name>]`` of a TOML). At each evaluation x is
 the increase over the last 15 minutes and B the baseline (``dashboards.rules.Detector``):
@@ -23,7 +23,7 @@ from dashboards.config import CONFIG, Config
 from dashboards.promql import NS, by, duration, seconds, selector_body
 from dashboards.rules import DETECTORS, LAG, NEWEST_AGE, STALLED, Detector, Group
 from ingest.metricdefs import INGEST_DEAD_LETTERS
-from processors.metrics import PROC_DEAD_LETTERS
+from processors.catalogue import PROC_DEAD_LETTERS
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import promql_parser
 
 from dashboards import alerts, generate, grafana, rules
 from dashboards.config import CONFIG, Config
-from processors.metrics import CATALOGUE
+from processors.catalogue import CATALOGUE
 
 # Series Prometheus makes itself, which the rules and panels may read.
 BUILTIN_SERIES = frozenset({"up", "ALERTS"})

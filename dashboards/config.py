@@ -1,6 +1,6 @@
 """The one configuration the dashboards, rules and alerts are generated from.
 
-Metric names and labels come from ``processors.metrics.CATALOGUE``; everything else that a
+Metric names and labels come from ``processors.catalogue.CATALOGUE``; everything else that a
 generated file depends on (selectors, thresholds, windows, uids, receivers) is here, so a
 change of threshold is one edit followed by ``ripple dashboards generate``.
 """
@@ -117,7 +117,7 @@ class Config:
     rate_window: str = "5m"  # recorded rates (and the ratios made from them)
     slow_window: str = "1h"  # referral yield and conversion rate: METRICS.md's 1h windows
     runbook_url: str = "dashboards/runbook.md"  # runbook_url = this + "#" + alert anchor
-    # Pipeline alerts; the rule table's severities are in processors.metrics.ALERTS.
+    # Pipeline alerts; the rule table's severities are in processors.catalogue.ALERTS.
     severities: tuple[tuple[str, str], ...] = (
         ("IngestStalled", "critical"),
         ("ProcessorLagHigh", "warning"),

@@ -53,7 +53,7 @@ from ingest.metricdefs import (
     INGEST_RECONNECTS,
     MetricDef,
 )
-from processors.metrics import (
+from processors.catalogue import (
     PROC_BATCH_SECONDS,
     PROC_DEAD_LETTERS,
     PROC_DUPLICATES,

@@ -36,7 +36,7 @@ from ingest.metricdefs import (
     INGEST_METRICS,
     MetricDef,
 )
-from processors.metrics import (
+from processors.catalogue import (
     ALERTS,
     PIPELINE_METRICS,
     PROC_CONSUMER_LAG,

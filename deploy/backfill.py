@@ -1,6 +1,6 @@
 """Backfill a replay's window results into the local Prometheus.
 
-``processors.backfill`` writes the OpenMetrics file; here ``promtool tsdb
+``processors.history.backfill`` writes the OpenMetrics file; here ``promtool tsdb
 create-blocks-from openmetrics`` turns it into TSDB blocks, built in a directory beside the
 data dir (same file system) and then renamed into it, so Prometheus never sees a half-made
 block. How Prometheus 2.42 picks them up: its TSDB re-reads the data dir for new blocks once
@@ -26,7 +26,7 @@ from pathlib import Path
 from deploy.stack import prometheus, supervisor
 from deploy.stack.paths import StatePaths
 from ingest.config import Config
-from processors.backfill import HEAD_BLOCK_SECONDS, BackfillStats, write_openmetrics
+from processors.history.backfill import HEAD_BLOCK_SECONDS, BackfillStats, write_openmetrics
 from processors.wire import WindowCounts
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")

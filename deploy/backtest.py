@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from processors.windows import iso
+from processors.core.windows import iso
 
 Labels = tuple[tuple[str, str], ...]  # the alert's labels without alertname, in row order
 

@@ -225,7 +225,7 @@ class Feeder(threading.Thread):
             prog.caught_up_at = time.monotonic()
 
     def run(self) -> None:
-        from processors.replay import produce_lines
+        from processors.history.replay import produce_lines
 
         try:
             produce_lines(self.bootstrap, self.namespace, self.events())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from ingest.config import Config
 from ingest.kafka_client import Brokers
-from processors.replay import open_lines
-from processors.replay_kafka import kafka_lines, parse_time, plan
+from processors.history.replay import open_lines
+from processors.history.replay_kafka import kafka_lines, parse_time, plan
 
 
 class UsageError(ValueError):

@@ -1,6 +1,6 @@
 """Metric definitions: name, type, help and labels, declared once.
 
-``processors.metrics`` extends this catalogue and the dashboards are generated from the
+``processors.catalogue`` extends this catalogue and the dashboards are generated from the
 whole of it, so names cannot drift. Labels are bounded (source, reason, brand, platform,
 site, network, ...): never ids, URLs or free text.
 """

@@ -8,7 +8,7 @@ record timestamp is the event's ``ts``; the key keeps together what must meet:
 - reshares and reactions: their ``target`` (they land beside the post they engage with).
 
 Replies are posts keyed by their own id; the processors' gate routes a copy beside the
-parent (see processors/gate.py). ``send_events`` only returns once Kafka acknowledged every
+parent (see processors/job/gate.py). ``send_events`` only returns once Kafka acknowledged every
 event, so callers acknowledge upstream (cursor, HTTP 2xx) after it and never before.
 
 What Kafka refuses for good (a record over the broker's or topic's size limit, any other

@@ -8,7 +8,7 @@ these structs, msgpack-encoded (JSON for the control topic, which people write b
     rollup ──result rows, WindowCounts──▶ <ns>.results ──▶ replay, report, backfill
 
 Decoding is typed, so a crafted or truncated record fails here with a message, and the
-agent sends it to the dead-letter topic instead of crashing (see ``processors.poison``).
+agent sends it to the dead-letter topic instead of crashing (see ``processors.job.poison``).
 Version 1 of each; a field added later gets a default so older records still decode.
 """
 
@@ -71,7 +71,7 @@ RollupInput = PartialRecord | MarkerRecord
 
 
 class WindowCounts(msgspec.Struct):
-    """A final 1m window's counter values (``processors.counters.window_counts``), on
+    """A final 1m window's counter values (``processors.core.counters.window_counts``), on
     ``<ns>.results`` beside its rows under key ``counts|<start>``: what ``--backfill``
     writes to Prometheus, every counter of the catalogue (amplification's numerator and
     denominator too, which no result row carries). A rebuild re-sends it: same key."""

@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from processors.archive import Archiver
-    from processors.archive_state import ArchiveError
+    from processors.history.archive import Archiver
+    from processors.history.archive_state import ArchiveError
 
     try:
         config = load_config(args.config)

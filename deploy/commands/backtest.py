@@ -125,7 +125,7 @@ def replay_namespace(args: argparse.Namespace, config_path: str | None, namespac
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    from processors.replay import open_lines
+    from processors.history.replay import open_lines
 
     return [orjson.loads(line) for line in open_lines(path)]
 
@@ -157,8 +157,8 @@ def _history(replay_args: argparse.Namespace) -> list[bytes]:
 
 def _in_process(replay_args: argparse.Namespace, lines: list[bytes]) -> list[dict[str, Any]]:
     """The rows a replay with these arguments gives, from the processors' pure core."""
+    from processors.core.results import dumps
     from processors.harness import run as harness_run
-    from processors.results import dumps
 
     config = load_config(replay_args.config)
     rows = harness_run(config, lines, config.kafka.partitions)

@@ -76,7 +76,7 @@ def _with_topics(run):  # type: ignore[no-untyped-def]
 
 
 def _make_topics(bootstrap: KafkaAccess, namespace: str, partitions: int) -> None:
-    from processors.topology import ensure_topics
+    from processors.job.topology import ensure_topics
 
     failed: list[BaseException] = []
 

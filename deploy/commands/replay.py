@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ingest.config import Config, ConfigError, load_config
 from ingest.kafka_client import KafkaAccess, kafka_access, verify_access
-from processors.windows import iso
+from processors.core.windows import iso
 from processors.wire import WindowCounts
 
 
@@ -162,8 +162,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from deploy.replay_input import resolve
-    from processors.replay import collect_results, produce_lines, request_flush, write_results
-    from processors.topology import delete_namespace, ensure_topics
+    from processors.history.replay import (
+        collect_results,
+        produce_lines,
+        request_flush,
+        write_results,
+    )
+    from processors.job.topology import delete_namespace, ensure_topics
 
     try:
         config = load_config(args.config)

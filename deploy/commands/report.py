@@ -82,7 +82,7 @@ def periods(
 ) -> tuple[Period, Period | None]:
     """The period (defaults: the rows' extent) and the comparison period; ValueError if bad."""
     from deploy.report.figures import Period, Rows
-    from processors.replay_kafka import parse_time
+    from processors.history.replay_kafka import parse_time
 
     span = Rows(rows).span()
     start = parse_time(since) if since else (span[0] if span else 0.0)

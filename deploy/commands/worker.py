@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import faust  # heavy: only when the command runs
 
-    from processors.app import create_app
-    from processors.topology import ensure_topics
+    from processors.job.app import create_app
+    from processors.job.topology import ensure_topics
 
     try:
         config = load_config(args.config)

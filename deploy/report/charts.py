@@ -32,7 +32,7 @@ def _x(fmt: str) -> alt.X:
 def spec(series: Series, length: float) -> dict[str, Any]:
     """The Vega-Lite spec of one series (bars are stacked over [t, t + step))."""
     from ingest.events import parse_ts
-    from processors.windows import iso
+    from processors.core.windows import iso
 
     values = [dict(p, t_end=iso(parse_ts(p["t"]) + series.step)) for p in series.points]
     y = alt.Y(

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ingest.events import parse_ts
-from processors.windows import iso
+from processors.core.windows import iso
 
 MINUTE, HOUR = 60, 3600
 TOP_N = 10
@@ -76,7 +76,7 @@ def parse_rows(raw: Iterable[dict[str, Any]], where: str) -> list[R]:
 
 def load_file(path: str | Path) -> list[R]:
     """A results file (JSON Lines, optionally .gz or .zst), as ``ripple replay`` writes it."""
-    from processors.replay import open_lines
+    from processors.history.replay import open_lines
 
     raw = []
     try:
@@ -99,7 +99,7 @@ def load_namespace(bootstrap: str, namespace: str, timeout: float) -> list[R]:
     from kafka.errors import KafkaError
 
     from ingest.topics import Topics
-    from processors.replay import collect_results
+    from processors.history.replay import collect_results
 
     topic = Topics(namespace).results
     try:

@@ -9,7 +9,7 @@ import jinja2
 
 from deploy.report import charts
 from deploy.report.figures import Report
-from processors.windows import iso
+from processors.core.windows import iso
 
 TEMPLATE = """\
 <!doctype html>

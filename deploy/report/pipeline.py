@@ -89,7 +89,7 @@ def fetch(prometheus: str | None, namespace: str | None, period: Period) -> Pipe
         campaigns = [_table(prometheus, t, by, m, namespace, period, at) for t, by, m in CAMPAIGN_QUERIES]  # fmt: skip
     except Unreachable as exc:
         return Pipeline(False, f"not available: Prometheus at {prometheus} did not answer ({exc})")
-    from processors.windows import iso
+    from processors.core.windows import iso
 
     note = (
         f"Prometheus at {prometheus}, namespace {namespace!r}: increase of the counters from "

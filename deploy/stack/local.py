@@ -25,7 +25,7 @@ from deploy.stack.process import read_pid
 from deploy.stack.services import ServiceSpec, ripple_services
 from ingest.config import Config
 from ingest.kafka_client import KafkaAccess
-from processors import topology
+from processors.job import topology
 
 MANIFEST = "stack.json"
 INFRA = (kafka_mod.NAME, alertmanager.NAME, prometheus.NAME, webhook_receiver.NAME)

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from dashboards import generate, grafana, rules
 from dashboards.config import CONFIG
 from deploy.stack.ports import free_port
-from processors.metrics import CATALOGUE
+from processors.catalogue import CATALOGUE
 
 pytestmark = pytest.mark.integration
 

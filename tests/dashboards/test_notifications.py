@@ -24,8 +24,8 @@ from dashboards import alertmanager, checks, generate
 from dashboards.config import CONFIG, from_ripple_config
 from deploy.stack.ports import free_port
 from ingest.config import load_config
-from processors.alerts import BOARD_UIDS, to_alertmanager
-from processors.results import row
+from processors.core.results import row
+from processors.job.alerts import BOARD_UIDS, to_alertmanager
 
 SECRET = "http://127.0.0.1:{port}/services/T000/B000/s3cr3t"
 

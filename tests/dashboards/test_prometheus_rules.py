@@ -10,8 +10,8 @@ import pytest
 from dashboards import alerts, checks, generate, rules
 from dashboards.config import CONFIG
 from dashboards.promql import base_name
-from processors.metrics import ALERTS as TABLE
-from processors.metrics import CATALOGUE
+from processors.catalogue import ALERTS as TABLE
+from processors.catalogue import CATALOGUE
 
 RULE_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
 ALERTS = [

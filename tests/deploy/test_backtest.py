@@ -16,8 +16,8 @@ import pytest
 from deploy import backtest as bt
 from deploy.cli import main
 from ingest.config import load_config
-from processors.rollup import alert_row
-from processors.windows import iso
+from processors.core.rollup import alert_row
+from processors.core.windows import iso
 from tests.reference import dataset_r2
 from tests.reference.oracle import compute_results
 

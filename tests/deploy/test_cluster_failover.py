@@ -29,7 +29,7 @@ from ingest.kafka_client import KafkaAccess
 from ingest.topics import Topics
 from ingest.web.wire import event_id
 from tests.ingest.web.helpers import BROWSER, ORIGIN, SITE, read_topic, run_collector
-from tests.processors.test_replay import assert_same_rows, rows
+from tests.processors.job.test_replay import assert_same_rows, rows
 from tests.reference.dataset import generate
 from tests.reference.oracle import compute_results
 

@@ -21,7 +21,7 @@ from deploy.stack.kafka import Kafka, KafkaError, KafkaSpec, Node
 from deploy.stack.paths import StatePaths
 from deploy.stack.ports import free_port
 from ingest.config import load_config
-from tests.processors.test_replay import assert_same_rows, rows
+from tests.processors.job.test_replay import assert_same_rows, rows
 from tests.reference.dataset import generate
 from tests.reference.oracle import compute_results
 

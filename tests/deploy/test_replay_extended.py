@@ -21,11 +21,11 @@ from deploy.history import DEMO_CONFIG, HistorySpec, generate
 from ingest.config import load_config
 from ingest.events import format_ts, parse_ts
 from ingest.topics import Topics
-from processors.backfill import HEAD_BLOCK_SECONDS, counts_of_rows
-from processors.metrics import RESULT_COUNTERS
-from processors.replay import produce_lines
-from processors.replay_kafka import parse_time
-from processors.results import row
+from processors.catalogue import RESULT_COUNTERS
+from processors.core.results import row
+from processors.history.backfill import HEAD_BLOCK_SECONDS, counts_of_rows
+from processors.history.replay import produce_lines
+from processors.history.replay_kafka import parse_time
 from tests.kafka_records import topic_config
 from tests.processors.replay_helpers import replay_config, ripple, rows, run_replay
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from deploy.cli import main
-from processors.windows import iso
+from processors.core.windows import iso
 from tests.ingest.web.cdp import chromium_binary, chromium_page
 
 T0 = 1_763_625_600  # 2025-11-20T08:00:00Z: comparison period 08-10, report period 10-12

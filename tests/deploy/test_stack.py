@@ -249,7 +249,7 @@ def test_up_creates_the_namespace_from_the_one_topic_plan(stack) -> None:
     from kafka.admin import KafkaAdminClient
 
     from ingest.config import load_config
-    from processors.topology import topic_plan
+    from processors.job.topology import topic_plan
     from tests.kafka_records import topic_config
 
     k = load_config(stack.config_path).kafka

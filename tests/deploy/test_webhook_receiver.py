@@ -21,12 +21,12 @@ from deploy.stack import alertmanager, process, supervisor, webhook_receiver
 from deploy.stack.paths import StatePaths
 from deploy.stack.ports import free_port
 from ingest.config import load_config
-from processors.alerts import to_alertmanager
-from processors.results import row
+from processors.core.results import row
+from processors.job.alerts import to_alertmanager
 from tests.dashboards.test_notifications import _post, _wait_for, running_alertmanager
 
 # What Alertmanager 0.25 posts (webhook payload version 4): a stream EngagementDrop as
-# processors/alerts.py sends it, and a resolved Prometheus-rule alert of the same group.
+# processors/job/alerts.py sends it, and a resolved Prometheus-rule alert of the same group.
 PAYLOAD: dict[str, Any] = {
     "receiver": "ripple-webhook",
     "status": "firing",
@@ -183,7 +183,7 @@ def test_alertmanager_notifies_the_receiver_once_then_the_resolution(tmp_path: P
     try:
         supervisor.wait_healthy(paths, spec, 30)
         with running_alertmanager(conf, tmp_path) as am:
-            # As the stream detector's sink (processors/alerts.py AlertSink) posts it.
+            # As the stream detector's sink (processors/job/alerts.py AlertSink) posts it.
             start = (time.time() - 1200) // 60 * 60
             labels = {"alertname": "EngagementDrop", "brand": "acme", "platform": "bluesky"}
             fire = row("alert", "event", start, start, labels, 1)

@@ -1,4 +1,4 @@
-"""One catalogue (processors.metrics): every metric and alert in it reaches every output
+"""One catalogue (processors.catalogue): every metric and alert in it reaches every output
 that should carry it: result rows, live counters, backfill, recording rules, dashboards,
 alerting rules, runbook, and the stream detector."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from processors import metrics as m
-from processors.counters import window_counts
+from processors import catalogue as m
+from processors.core.counters import window_counts
+from processors.core.stream_alerts import SERIES
 from processors.harness import run
-from processors.stream_alerts import SERIES
 from tests.reference import dataset_r2
 from tests.reference.oracle import config_from_toml
 
@@ -30,7 +30,7 @@ def test_every_result_counter_has_rows_and_a_live_counter() -> None:
     metrics_in_rows = {r["metric"] for r in rows}
     assert set(m.RESULT_COUNTERS) <= metrics_in_rows
     # The live counters come from the same partials: every counted metric is exported.
-    from processors.partition_state import Partial
+    from processors.core.resolve import Partial
 
     p = Partial()
     p.smm[("acme", "x")] = [1, 1, 1, 1]

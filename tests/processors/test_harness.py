@@ -10,9 +10,9 @@ import time
 import orjson
 
 from ingest.events import InvalidEvent, decode_event
+from processors.core.stream_alerts import StreamAlerts, rules_of
 from processors.harness import run
-from processors.stream_alerts import StreamAlerts, rules_of
-from tests.processors.test_replay import assert_same_rows
+from tests.processors.job.test_replay import assert_same_rows
 from tests.reference import dataset, dataset_r2
 from tests.reference.oracle import compute_results, config_from_toml
 

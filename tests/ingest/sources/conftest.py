@@ -26,7 +26,7 @@ def namespace_topics(request: pytest.FixtureRequest) -> None:
         return
     if request.node.get_closest_marker("cli_makes_topics"):
         return
-    from processors.topology import EVENTS_TOPIC_CONFIG
+    from processors.job.topology import EVENTS_TOPIC_CONFIG
 
     stack = request.getfixturevalue("stack")
     topics = Topics(request.getfixturevalue("namespace"))

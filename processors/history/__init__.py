@@ -1,0 +1,1 @@
+"""History tools: replay (files or a live topic), archive, backfill."""

@@ -1,0 +1,91 @@
+"""The partition indices of a worker, on disk: a day of ids and a week of targets in memory
+would grow with the day's traffic; in RocksDB they cost a bounded cache.
+
+One RocksDB (rocksdict) per worker under its state dir, keys prefixed by the partition.
+It is a cache of what the item log says, never a source of truth: when a partition is
+(re)assigned its range is deleted and rebuilt from the item log (``processors.job.resolve``),
+so a crash between the two writes cannot leave an id the item log does not hold.
+
+Bloom filters make the common lookup, an id never seen, cheap; expiry is logical (the value
+carries the event time and a read past the horizon counts as absent) and physical by a
+wall-clock TTL a day longer than the longest horizon.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict
+
+_TS = struct.Struct(">d")
+SEEN, TARGET = b"s", b"t"
+
+
+def open_db(path: Path, cache_mb: int, ttl_seconds: int) -> Rdict:
+    path.mkdir(parents=True, exist_ok=True)
+    opts = Options(raw_mode=True)
+    table = BlockBasedOptions()
+    table.set_bloom_filter(10, False)
+    table.set_block_cache(Cache(cache_mb * 1024 * 1024))
+    table.set_cache_index_and_filter_blocks(True)
+    opts.set_block_based_table_factory(table)
+    opts.set_write_buffer_size(16 * 1024 * 1024)
+    opts.set_max_write_buffer_number(2)
+    opts.create_if_missing(True)
+    return Rdict(str(path), options=opts, access_type=AccessType.with_ttl(ttl_seconds))
+
+
+def _prefix(partition: int) -> bytes:
+    return partition.to_bytes(2, "big")
+
+
+def clear_partition(db: Rdict, partition: int) -> None:
+    db.delete_range(_prefix(partition), _prefix(partition + 1))
+
+
+class DiskSeen:
+    """Ids seen (de-duplication) of one partition."""
+
+    def __init__(self, db: Rdict, partition: int, horizon: float) -> None:
+        self.db = db
+        self.prefix = _prefix(partition) + SEEN
+        self.horizon = horizon  # seconds of event time an id is remembered
+        self.watermark = float("-inf")
+
+    def add(self, role: int, event_id: str, ts: float) -> bool:
+        key = self.prefix + bytes((role,)) + event_id.encode()
+        old = self.db.get(key)
+        if old is not None and _TS.unpack(old)[0] >= self.watermark - self.horizon:
+            return False
+        self.db.put(key, _TS.pack(ts))
+        return True
+
+    def expire_before(self, ts: float) -> None:
+        self.watermark = ts + self.horizon  # reads older than ``ts`` count as absent
+
+
+class DiskTargets:
+    """Brand posts of one partition: event time and brands."""
+
+    def __init__(self, db: Rdict, partition: int) -> None:
+        self.db = db
+        self.prefix = _prefix(partition) + TARGET
+        self.oldest = float("-inf")
+
+    def add(self, post_id: str, ts: float, brands: frozenset[str]) -> None:
+        if brands:
+            value = _TS.pack(ts) + "\x00".join(sorted(brands)).encode()
+            self.db.put(self.prefix + post_id.encode(), value)
+
+    def get(self, post_id: str) -> tuple[float, frozenset[str]] | None:
+        value = self.db.get(self.prefix + post_id.encode())
+        if value is None:
+            return None
+        ts = _TS.unpack(value[:8])[0]
+        if ts < self.oldest:
+            return None
+        return ts, frozenset(value[8:].decode().split("\x00"))
+
+    def expire_before(self, ts: float) -> None:
+        self.oldest = ts
