@@ -90,6 +90,8 @@ class ProcessingSettings(msgspec.Struct, forbid_unknown_fields=True):
     session_attribution_seconds: int = 1800
     rocksdb_block_cache_mb: int = 64
     gate_batch_records: int = 5000  # events per gate batch (larger: faster, coarser)
+    # The gate in a process of its own beside the agents (a second core); false: one process.
+    gate_process: bool = True
     # EVENTS.md "Bounds": ts may be at most this far after ingested_at (future_ts).
     max_future_seconds: int = 300
 

@@ -83,6 +83,18 @@ class WindowCounts(msgspec.Struct):
 COUNTS_KEY_PREFIX = b"counts|"
 
 
+class GateReport(msgspec.Struct):
+    """What one gate batch did, for the worker's metrics: the gate runs in a process of its
+    own (``processors.job.gate_process``) and sends this to the worker after each batch."""
+
+    counts: list[tuple[str, str, int]] = []  # (platform, kind, accepted events)
+    dead: list[str] = []  # one reason per dead letter
+    late: list[tuple[str, int]] = []  # (window name, late events)
+    watermark: float | None = None
+    newest: list[tuple[str, float]] = []  # (platform, newest event time)
+    lag: list[tuple[str, int, int]] = []  # (topic, partition, records behind)
+
+
 class FlushRequest(msgspec.Struct):
     """End of a replay: close every window once the gate has read up to these offsets."""
 
@@ -98,6 +110,7 @@ decode_flush_request = msgspec.json.Decoder(FlushRequest).decode
 encode_json = msgspec.json.Encoder().encode
 decode_checkpoint = msgspec.json.Decoder(GateCheckpoint).decode
 decode_window_counts = msgspec.json.Decoder(WindowCounts).decode
+decode_gate_report = msgspec.msgpack.Decoder(GateReport).decode
 
 # What a malformed internal record raises on decoding (or on its first use).
 MALFORMED = (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError, ValueError)

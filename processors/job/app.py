@@ -19,6 +19,7 @@ from processors.catalogue import PROC_CONSUMER_LAG
 from processors.job import resolve, rollup
 from processors.job.context import Context
 from processors.job.gate import Gate
+from processors.job.gate_process import GateParams, GateProcess
 from processors.job.watchdog import PartitionWatchdog
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def create_app(
     bootstrap: Brokers | None = None,
     datadir: str | Path = ".ripple/faust",
     web_port: int = 16066,
-) -> tuple[faust.App, Context, Gate]:
+) -> tuple[faust.App, Context, GateProcess | Gate]:
     ns = namespace or config.kafka.namespace
     # A plain --bootstrap string still takes the security settings of [kafka].
     boot = (
@@ -62,11 +63,18 @@ def create_app(
         # Many events per record: a few records per second carry tens of thousands of events.
         stream_buffer_maxsize=64,
     )
-    gate = Gate(
+    params = GateParams(
         boot, ns, ctx.partitions, ctx.lateness, config.kafka.max_event_bytes,
-        batch_records=config.processing.gate_batch_records,
-        max_future=float(config.processing.max_future_seconds),
-        excluded=ctx.excluded,
+        config.processing.gate_batch_records, float(config.processing.max_future_seconds),
+        ctx.excluded,
+    )  # fmt: skip
+    # Its own process by default: the gate and the agents are both CPU-bound Python.
+    gate: GateProcess | Gate = (
+        GateProcess(params) if config.processing.gate_process else Gate(
+            boot, ns, ctx.partitions, ctx.lateness, params.max_event_bytes,
+            batch_records=params.batch_records, max_future=params.max_future,
+            excluded=params.excluded,
+        )
     )  # fmt: skip
     resolve.register(app, ctx)
     rollup.register(app, ctx)
@@ -103,6 +111,8 @@ def create_app(
 
     @app.page("/healthz")  # type: ignore[misc]
     async def healthz(web: Any, request: Any) -> Any:
+        if isinstance(gate, GateProcess) and not gate.alive:
+            return web.json({"status": "gate restarting", "namespace": ns}, status=503)
         return web.json({"status": "ok", "namespace": ns})
 
     return app, ctx, gate

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -54,6 +54,7 @@ from processors.wire import (
     MALFORMED,
     GateBatch,
     GateCheckpoint,
+    GateReport,
     decode_checkpoint,
     decode_flush_request,
     encode_json,
@@ -104,6 +105,7 @@ class Gate:
         batch_records: int = 5000,
         max_future: float = 300.0,
         excluded: frozenset[tuple[str, str]] = frozenset(),
+        report: Callable[[GateReport], None] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = Topics(namespace)
@@ -121,14 +123,9 @@ class Gate:
         self.flush_at: dict[int, int] | None = None
         self._needs_recovery = True
         self._stopping = asyncio.Event()
-        self._m_events = counter(PROC_EVENTS)
-        self._m_dead = counter(PROC_DEAD_LETTERS)
-        self._m_late = counter(PROC_LATE)
-        self._m_wm = gauge(PROC_WATERMARK)
-        self._m_last = gauge(PROC_LAST_EVENT)
-        self._m_fresh = gauge(PROC_FRESHNESS)
-        self._newest: dict[str, float] = {}
-        self._m_lag = gauge(PROC_CONSUMER_LAG)
+        # Where each batch's report goes: this process's metrics, or the worker's (a gate in
+        # its own process, processors.job.gate_process).
+        self.report = report if report is not None else GateMetrics(namespace).apply
         self._lag_exported = 0.0
 
     def stop(self) -> None:
@@ -218,13 +215,13 @@ class Gate:
         if now - self._lag_exported < 5:
             return
         self._lag_exported = now
+        lag = []
         for tp in consumer.assignment():
             hw = consumer.highwater(tp)
             if hw is not None:
-                pos = await consumer.position(tp)
-                self._m_lag.labels(self.namespace, tp.topic, str(tp.partition)).set(
-                    max(0, hw - pos)
-                )
+                lag.append((tp.topic, tp.partition, max(0, hw - await consumer.position(tp))))
+        if lag:
+            self.report(GateReport(lag=lag))
 
     async def _flush_due(self, consumer: AIOKafkaConsumer) -> bool:
         """A replay asked for the final flush and the gate has read up to its offsets."""
@@ -270,10 +267,6 @@ class Gate:
             for rec in records:
                 step.add(rec.value or b"")
         wm, max_ts, out, dead = step.wm, step.max_ts, step.out, step.dead
-        for platform, ts in step.newest.items():
-            if ts > self._newest.get(platform, float("-inf")):
-                self._newest[platform] = ts
-        counts, late_counts = step.counts, step.late
         if not state.flushed and await self._flush_due(consumer):
             state = GateState(state.watermark, state.max_ts, flushed=True)
             wm = float("inf")
@@ -309,7 +302,11 @@ class Gate:
         if commit:
             await consumer.commit(commit)
         self.state = new_state
-        self._observe(counts, dead, late_counts, new_state)
+        self.report(GateReport(
+            [(platform, kind, n) for (platform, kind), n in step.counts.items()],
+            [reason for _, reason, _ in dead], list(step.late.items()), new_state.watermark,
+            list(step.newest.items()),
+        ))  # fmt: skip
         log.debug(
             "gate batch: %d records in %.1f ms",
             sum(map(len, batch.values())),
@@ -326,23 +323,38 @@ class Gate:
         self.flush_at = dict(req.flush_at)
         return None
 
-    def _observe(
-        self,
-        counts: dict[tuple[str, str], int],
-        dead: list[tuple[bytes, str, str]],
-        late: dict[str, int],
-        state: GateState,
-    ) -> None:
+
+class GateMetrics:
+    """The gate's metrics, from its batch reports (in the process that serves /metrics)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._events = counter(PROC_EVENTS)
+        self._dead = counter(PROC_DEAD_LETTERS)
+        self._late = counter(PROC_LATE)
+        self._wm = gauge(PROC_WATERMARK)
+        self._last = gauge(PROC_LAST_EVENT)
+        self._fresh = gauge(PROC_FRESHNESS)
+        self._lag = gauge(PROC_CONSUMER_LAG)
+        self._newest: dict[str, float] = {}
+
+    def apply(self, r: GateReport) -> None:
         ns = self.namespace
-        for (source, kind), n in counts.items():
-            self._m_events.labels(ns, source, kind).inc(n)
-        for _, reason, _ in dead:
-            self._m_dead.labels(ns, reason).inc()
-        for window, n in late.items():
-            self._m_late.labels(ns, window, "window_closed").inc(n)
-        if state.watermark is not None:
-            self._m_wm.labels(ns).set(state.watermark)
-        now = time.time()
-        for source, ts in self._newest.items():
-            self._m_last.labels(ns, source).set(ts)
-            self._m_fresh.labels(ns, source).set(max(0.0, now - ts))
+        for source, kind, n in r.counts:
+            self._events.labels(ns, source, kind).inc(n)
+        for reason in r.dead:
+            self._dead.labels(ns, reason).inc()
+        for window, n in r.late:
+            self._late.labels(ns, window, "window_closed").inc(n)
+        for topic, partition, behind in r.lag:
+            self._lag.labels(ns, topic, str(partition)).set(behind)
+        if r.watermark is not None:
+            self._wm.labels(ns).set(r.watermark)
+        for platform, ts in r.newest:
+            if ts > self._newest.get(platform, float("-inf")):
+                self._newest[platform] = ts
+        if r.counts or r.newest:
+            now = time.time()
+            for source, ts in self._newest.items():
+                self._last.labels(ns, source).set(ts)
+                self._fresh.labels(ns, source).set(max(0.0, now - ts))
