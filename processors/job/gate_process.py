@@ -93,7 +93,9 @@ class GateProcess:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe(duplex=False)
-        level = logging.getLogger().getEffectiveLevel()
+        # Never below INFO: faust leaves the root logger at NOTSET, and a DEBUG gate logs
+        # every fetch request (that alone halved its rate).
+        level = max(logging.getLogger().getEffectiveLevel(), logging.INFO)
         self._proc = ctx.Process(
             target=_child, args=(self.params, theirs, os.getpid(), level),
             name=f"ripple-gate-{self.params.namespace}", daemon=True,
