@@ -195,6 +195,9 @@ class Partial:
             )
 
 
+PRUNE_STEP = 300.0  # seconds of event time between two prunes of the indices and sessions
+
+
 class PartitionState:
     def __init__(
         self,
@@ -383,7 +386,12 @@ class PartitionState:
 
     def _prune(self) -> None:
         wm = self.watermark
-        if wm == float("inf") or wm - self._last_prune < 300:
+        if wm == float("inf"):
+            return
+        # Pruned at each 5-minute boundary of the watermark, as of that boundary: a state
+        # rebuilt from the item log expires exactly what the live one did.
+        wm = wm // PRUNE_STEP * PRUNE_STEP
+        if wm <= self._last_prune:
             return
         self._last_prune = wm
         s = self.settings

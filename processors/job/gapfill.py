@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -40,6 +41,14 @@ async def read_range(
     bootstrap: Brokers, topic: str, partition: int, start: int, end: int, timeout: float = 120.0
 ) -> list[tuple[int, bytes]]:
     """(offset, value) of every record of one partition in [start, end), in order."""
+    return [r async for r in iter_range(bootstrap, topic, partition, start, end, timeout)]
+
+
+async def iter_range(
+    bootstrap: Brokers, topic: str, partition: int, start: int, end: int, timeout: float = 120.0
+) -> AsyncIterator[tuple[int, bytes]]:
+    """``read_range`` as it is read (a partition's whole retained log fits in no list).
+    Records deleted before ``start`` (retention, delete-records) are simply not there."""
     consumer = AIOKafkaConsumer(
         **client_options(bootstrap, "aiokafka"),
         enable_auto_commit=False,
@@ -52,13 +61,15 @@ async def read_range(
         consumer.assign([tp])
         first = (await consumer.beginning_offsets([tp]))[tp]
         consumer.seek(tp, max(start, first))
-        out: list[tuple[int, bytes]] = []
         deadline = time.monotonic() + timeout
         while await consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}-{partition}: offsets {start}..{end} not readable")
             batch = await consumer.getmany(tp, timeout_ms=1000)
-            out += [(m.offset, m.value or b"") for m in batch.get(tp, []) if m.offset < end]
-        return out
+            if batch:
+                deadline = time.monotonic() + timeout  # progress: the clock starts again
+            elif time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}-{partition}: offsets {start}..{end} not readable")
+            for m in batch.get(tp, []):
+                if m.offset < end:
+                    yield m.offset, m.value or b""
     finally:
         await consumer.stop()

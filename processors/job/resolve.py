@@ -2,9 +2,13 @@
 attribute conversions to sessions, and emit window partials as the watermark passes; the
 logic is ``processors.core.resolve`` (``PartitionState``), this file its Kafka side.
 
-Durable state is an item log in a RocksDB table (changelogged): each gate batch's items
-under ``<partition>|<offset>``. The in-memory ``PartitionState`` is rebuilt from it when
-a partition is (re)assigned. Every write is idempotent (keys by input offset, dedupe by
+Durable state is an item log: a RocksDB table (changelogged) of references, one per gate
+batch with items, ``<partition>|<offset>`` -> the batch's newest event time, to the batch
+itself on ``<ns>.proc.batches`` (kept until resolve deletes it: its retention is not by
+time). The events are thus in Kafka once, not again in a changelog. The in-memory
+``PartitionState`` is rebuilt by reading the referenced batches back when a partition is
+(re)assigned; pruning deletes the references and then the records before the oldest one
+still referenced (Kafka's delete-records). Every write is idempotent (keys by input offset, dedupe by
 id, partials that replace themselves), so at-least-once delivery neither loses nor
 double counts after a crash.
 """
@@ -18,15 +22,26 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import msgspec
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+from aiokafka.errors import KafkaError
 
 from ingest.events import MIN_TS
+from ingest.kafka_client import client_options
 from ingest.telemetry import counter, histogram
 from processors.catalogue import PROC_BATCH_SECONDS, PROC_DUPLICATES, PROC_FILTERED
-from processors.core.resolve import ALL_LATE, PRIMARY, REPLY_ENGAGEMENT, PartitionState
+from processors.core.resolve import (
+    ALL_LATE,
+    PRIMARY,
+    PRUNE_STEP,
+    REPLY_ENGAGEMENT,
+    PartitionState,
+)
 from processors.job import disk_indices
 from processors.job.context import Context
 from processors.job.durable import DurableTable, rocksdb_options
-from processors.job.gapfill import to_apply
+from processors.job.gapfill import iter_range, to_apply
 from processors.job.poison import Poison
 from processors.wire import (
     MALFORMED,
@@ -47,6 +62,23 @@ PRUNE_EVERY = 200  # batches
 # pageview shows within it, without waiting for a next event to arrive.
 PROVISIONAL_EVERY = 0.25
 LIVE_EDGE = 300.0  # only a partition whose watermark is this close to now is revised
+
+
+_FLOAT64 = 0xCB  # msgpack's float 64 marker: a reference (a logged batch is a msgpack map)
+_unpack_float = msgspec.msgpack.Decoder(float).decode
+
+
+def reference(newest: float) -> bytes:
+    """An item log entry: the batch's newest event time (what pruning needs to know)."""
+    return pack(float(newest))
+
+
+def is_reference(value: bytes) -> bool:
+    return len(value) == 9 and value[0] == _FLOAT64
+
+
+def unpack_reference(value: bytes) -> float:
+    return _unpack_float(value)
 
 
 def marker_watermark(b: GateBatch | PartitionProgress) -> float:
@@ -109,7 +141,9 @@ def register(app: faust.App, ctx: Context) -> Any:
             if tp.topic == batches.get_topic_name():
                 states.pop(tp.partition, None)
 
-    def rebuild(p: int) -> tuple[PartitionState, list[tuple[int, int, Any]], PartitionProgress]:
+    async def rebuild(
+        p: int,
+    ) -> tuple[PartitionState, list[tuple[int, int, Any]], PartitionProgress]:
         """Replay the partition's item log in input order; windows it closed are re-sent."""
         # The partition's on-disk indices are a cache of its item log: cleared, then rebuilt.
         disk_indices.clear_partition(indices_db, p)
@@ -122,10 +156,27 @@ def register(app: faust.App, ctx: Context) -> Any:
         logged = sorted(k for k in itemlog if k.startswith(prefix) and not k.endswith(META))
         closed: list[tuple[int, int, Any]] = []
         newest[p] = {}
+        refs: set[int] = set()
         for key in logged:
-            b = decode_gate_batch(itemlog[key])
-            closed += feed(st, b)[0]
-            newest[p][key] = max((item[2] for item in b.items), default=float("-inf"))
+            value = itemlog[key]
+            if is_reference(value):
+                newest[p][key] = unpack_reference(value)
+                refs.add(int(key[len(prefix) :]))
+            else:  # written before references (all older than any reference): the batch
+                b = decode_gate_batch(value)
+                closed += feed(st, b)[0]
+                newest[p][key] = max((item[2] for item in b.items), default=float("-inf"))
+        found = 0
+        if refs:
+            async for offset, value in iter_range(
+                ctx.bootstrap, batches_name, p, min(refs), max(refs) + 1
+            ):
+                if offset in refs:
+                    closed += feed(st, decode_gate_batch(value))[0]
+                    found += 1
+        if found < len(refs):
+            log.error("resolve: partition %d: %d logged batches are no longer on %s",
+                      p, len(refs) - found, batches_name)  # fmt: skip
         st.filtered.clear()  # counted when first applied, not again on a rebuild
         st.poisoned = 0
         raw_meta = itemlog.get(prefix + META)
@@ -190,7 +241,7 @@ def register(app: faust.App, ctx: Context) -> Any:
             p = event.message.partition
             offset = event.message.offset
             if p not in states:
-                states[p], resend, meta = rebuild(p)
+                states[p], resend, meta = await rebuild(p)
                 expected[p] = meta.next
                 progress[p] = meta
                 await send_closed(p, resend, meta)
@@ -218,8 +269,9 @@ def register(app: faust.App, ctx: Context) -> Any:
             st.poisoned = 0
         if b.items:
             key = f"{p}|{offset:020d}".encode()
-            await itemlog.put(p, key, value)
-            newest.setdefault(p, {})[key] = max(item[2] for item in b.items)
+            latest = max(item[2] for item in b.items)
+            await itemlog.put(p, key, reference(latest))  # the batch stays on proc.batches
+            newest.setdefault(p, {})[key] = latest
         meta = PartitionProgress(b.wm, b.flushed, b.max_ts, offset + 1)
         progress[p] = meta
         await itemlog.put(p, f"{p}|".encode() + META, pack(meta))
@@ -242,10 +294,36 @@ def register(app: faust.App, ctx: Context) -> Any:
         s = ctx.settings
         if st.watermark in (float("inf"), float("-inf")):
             return
-        horizon = st.watermark - max(s.dedupe_seconds, s.target_retention) - 3600 - s.lateness
+        # What a rebuild needs: every id still deduped, target still joinable and session
+        # pageview still attributable (a conversion looks back ``attribution``).
+        longest = max(s.dedupe_seconds, s.target_retention, s.attribution)
+        horizon = st.watermark - longest - 3600 - s.lateness - PRUNE_STEP
         logged = newest.get(p, {})
-        for key in [k for k, ts in logged.items() if ts < horizon]:  # no batch is decoded
+        doomed = [k for k, ts in logged.items() if ts < horizon]  # no batch is decoded
+        for key in doomed:
             await itemlog.delete(p, key)
             del logged[key]
+        if doomed:
+            # Records before the oldest batch still referenced are needed by no rebuild. The
+            # references' deletions go first (above); a crash between leaves records that a
+            # later prune deletes.
+            keep_from = min((int(k[len(f"{p}|") :]) for k in logged), default=expected[p])
+            await trim_batches(p, keep_from)
+
+    admin: list[AIOKafkaAdminClient] = []
+
+    async def trim_batches(p: int, before: int) -> None:
+        try:
+            if not admin:
+                client = AIOKafkaAdminClient(**client_options(ctx.bootstrap, "aiokafka"))
+                await client.start()
+                admin.append(client)
+            await admin[0].delete_records(
+                {TopicPartition(batches_name, p): RecordsToDelete(before)}
+            )
+        except KafkaError as exc:  # the next prune tries again
+            log.warning(
+                "resolve: could not delete %s-%d before %d: %s", batches_name, p, before, exc
+            )
 
     return resolve

@@ -22,6 +22,9 @@ EVENTS_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": str(8 * 1024**3)
 # A result row's key is its identity (processors.core.results): the topic compacts to each row's
 # last revision (a provisional minute replaced by its final row).
 RESULTS_TOPIC_CONFIG = {"cleanup.policy": "compact"}
+# The gate's batches are resolve's item log (processors.job.resolve): kept until resolve
+# deletes the records it no longer needs, never by time (a quiet week must not lose them).
+BATCHES_TOPIC_CONFIG = {"retention.ms": "-1"}
 
 
 def topic_plan(
@@ -38,7 +41,7 @@ def topic_plan(
         t.dlq: (1, {}),
         t.results: (1, RESULTS_TOPIC_CONFIG),
         t.alerts: (1, {}),
-        t.internal("batches"): (partitions, {}),
+        t.internal("batches"): (partitions, BATCHES_TOPIC_CONFIG),
         t.internal("partials"): (1, {}),
         t.internal("control"): (1, {}),
     }
