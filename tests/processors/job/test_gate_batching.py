@@ -1,5 +1,5 @@
 """The gate gathers a batch: a trickle of records becomes one batch per ``LINGER``, not one
-per fetch (tiny batches saturated the agents at live rates); a full batch goes at once."""
+per fetch (tiny batches saturated the agents at live rates); a backlog goes at once."""
 
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ def test_a_trickle_is_gathered_for_the_linger() -> None:
     assert batch[TP] == list(range(len(batch[TP]))) and len(batch[TP]) > 3 * 5
 
 
-def test_a_full_batch_goes_at_once() -> None:
+def test_a_backlog_batch_goes_at_once() -> None:
+    # a first fetch of a tenth of a batch or more is a backlog: no waiting to fill it
     consumer = Trickle(per_fetch=100, every=0.001)
-    batch = asyncio.run(gate(100)._gather(consumer))  # type: ignore[arg-type]
+    batch = asyncio.run(gate(1000)._gather(consumer))  # type: ignore[arg-type]
     assert consumer.calls == 1 and len(batch[TP]) == 100
 
 
 def test_gathering_stops_at_batch_records() -> None:
     consumer = Trickle(per_fetch=40, every=0.001)
-    batch = asyncio.run(gate(100)._gather(consumer))  # type: ignore[arg-type]
-    assert len(batch[TP]) == 100  # 40 + 40 + the 20 still allowed
+    batch = asyncio.run(gate(1000)._gather(consumer))  # type: ignore[arg-type]
+    assert len(batch[TP]) == 1000  # 40 at a time, the last fetch asked for what was left
