@@ -20,7 +20,7 @@ from typing import Any
 
 from ingest.config import Config, load_config
 from processors.core.gate import GateStep
-from processors.core.resolve import PartitionState
+from processors.core.resolve import PartitionState, feed
 from processors.core.results import Row, dumps, identity, sort_key
 from processors.core.rollup import Rollup, alert_row
 from processors.core.stream_alerts import rules_of
@@ -49,8 +49,6 @@ def run(
     config: Config, lines: Iterable[bytes], partitions: int = 6, timings: Timings | None = None
 ) -> list[Row]:
     """Every results row of the stream, sorted as the results file is."""
-    from processors.job.resolve import feed  # the agent module holds feed(); no faust app is made
-
     ctx = Context(config, "harness", "", partitions)
     proc = config.processing
     step = GateStep(

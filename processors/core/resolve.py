@@ -29,6 +29,7 @@ from processors.core.indices import Seen, SeenIds, TargetIndex, Targets
 from processors.core.matching import EMPTY, Tracker
 from processors.core.networks import NetworkClassifier, is_paid_medium
 from processors.core.windows import LATE_1M, LATE_BITS, SIZES, is_closed, window_start
+from processors.wire import GateBatch
 
 MINUTE = SIZES["1m"]
 HOUR = SIZES["1h"]
@@ -486,3 +487,17 @@ def _author(out: Partial, brand: str, platform: str, author: str, followers: int
     authors = out.authors[(brand, platform)]
     if followers > authors.get(author, -1):
         authors[author] = followers
+
+
+def feed(st: PartitionState, b: GateBatch) -> tuple[list[tuple[int, int, Any]], int]:
+    """Apply a batch in stream order: windows close exactly where the watermark passed
+    them, so what arrives after a window closed never reaches it. Returns the closed
+    windows' partials and the number of duplicates dropped."""
+    closed: list[tuple[int, int, Any]] = []
+    dups = 0
+    for role, flags, ts, raw, wm in b.items:
+        if wm > st.watermark:
+            closed += st.advance(wm)
+        if st.add(role, flags, ts, raw) is None and flags != ALL_LATE:
+            dups += 1
+    return closed, dups

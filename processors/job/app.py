@@ -70,12 +70,8 @@ def create_app(
     )  # fmt: skip
     # Its own process by default: the gate and the agents are both CPU-bound Python.
     gate: GateProcess | Gate = (
-        GateProcess(params) if config.processing.gate_process else Gate(
-            boot, ns, ctx.partitions, ctx.lateness, params.max_event_bytes,
-            batch_records=params.batch_records, max_future=params.max_future,
-            excluded=params.excluded,
-        )
-    )  # fmt: skip
+        GateProcess(params) if config.processing.gate_process else params.gate()
+    )
     resolve.register(app, ctx)
     rollup.register(app, ctx)
     lag = gauge(PROC_CONSUMER_LAG)

@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -48,6 +49,14 @@ class GateParams:
     max_future: float
     excluded: frozenset[tuple[str, str]]
 
+    def gate(self, report: Callable[[GateReport], None] | None = None) -> Gate:
+        """The gate these parameters make (in this process, or in the child)."""
+        return Gate(
+            self.bootstrap, self.namespace, self.partitions, self.lateness,
+            self.max_event_bytes, batch_records=self.batch_records,
+            max_future=self.max_future, excluded=self.excluded, report=report,
+        )  # fmt: skip
+
 
 def _die_with_parent(parent: int) -> None:
     with contextlib.suppress(OSError, AttributeError):
@@ -63,11 +72,7 @@ def _child(params: GateParams, conn: Connection, parent: int, loglevel: int) -> 
     def report(r: GateReport) -> None:
         conn.send_bytes(pack(r))
 
-    gate = Gate(
-        params.bootstrap, params.namespace, params.partitions, params.lateness,
-        params.max_event_bytes, batch_records=params.batch_records,
-        max_future=params.max_future, excluded=params.excluded, report=report,
-    )  # fmt: skip
+    gate = params.gate(report)
     loop = asyncio.new_event_loop()
     loop.add_signal_handler(signal.SIGTERM, gate.stop)
     try:

@@ -32,11 +32,11 @@ from ingest.kafka_client import client_options
 from ingest.telemetry import counter, histogram
 from processors.catalogue import PROC_BATCH_SECONDS, PROC_DUPLICATES, PROC_FILTERED
 from processors.core.resolve import (
-    ALL_LATE,
     PRIMARY,
     PRUNE_STEP,
     REPLY_ENGAGEMENT,
     PartitionState,
+    feed,
 )
 from processors.job import disk_indices
 from processors.job.context import Context
@@ -85,20 +85,6 @@ def marker_watermark(b: GateBatch | PartitionProgress) -> float:
     if b.flushed:
         return float("inf")
     return b.wm if b.wm is not None else float("-inf")
-
-
-def feed(st: PartitionState, b: GateBatch) -> tuple[list[tuple[int, int, Any]], int]:
-    """Apply a batch in stream order: windows close exactly where the watermark passed
-    them, so what arrives after a window closed never reaches it. Returns the closed
-    windows' partials and the number of duplicates dropped."""
-    closed: list[tuple[int, int, Any]] = []
-    dups = 0
-    for role, flags, ts, raw, wm in b.items:
-        if wm > st.watermark:
-            closed += st.advance(wm)
-        if st.add(role, flags, ts, raw) is None and flags != ALL_LATE:
-            dups += 1
-    return closed, dups
 
 
 def check_item(item: tuple[int, int, float, bytes, float]) -> None:
