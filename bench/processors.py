@@ -25,11 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG, HistorySpec, generate  # noqa: E402
+from deploy.stack.proctree import tree_memory_mib  # noqa: E402
 from ingest.kafka_client import client_options  # noqa: E402
 from ingest.topics import Topics  # noqa: E402
 from processors.history.replay import collect_results, produce_lines, request_flush  # noqa: E402
-from processors.job.rollup import COMPLETE_KEY  # noqa: E402
 from processors.job.topology import delete_namespace, ensure_topics  # noqa: E402
+from processors.wire import COMPLETE_KEY  # noqa: E402
 
 NS = "bench"
 
@@ -81,19 +82,6 @@ def record_time(bootstrap: str, topic: str, first: bool, key: bytes | None = Non
     return best
 
 
-def peak_rss_mib(pid: int) -> float:
-    """Peak RSS of the worker plus its children (the gate process), MiB."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(c) for c in (task / "children").read_text().split()]
-    total = 0.0
-    for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1]) / 1024
-    return total
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,7 +122,7 @@ def main() -> int:
         rows = collect_results(
             args.bootstrap, NS, timeout=3600, alive=lambda: worker.poll() is None
         )
-        rss = peak_rss_mib(worker.pid)
+        rss = tree_memory_mib(worker.pid, "VmHWM")
     finally:
         worker.terminate()
         worker.wait(30)

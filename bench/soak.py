@@ -1,4 +1,5 @@
-"""Soak benchmark: a day of traffic through one worker, its memory hour by hour.
+"""Soak benchmark: a day of traffic through one worker, its memory hour by hour (the
+worker and its gate process together).
 
     .venv/bin/python bench/soak.py --bootstrap 127.0.0.1:19092 [--events 5000000]
 
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG  # noqa: E402
+from deploy.stack.proctree import tree_memory_mib  # noqa: E402
 from ingest.events import format_ts  # noqa: E402
 from ingest.kafka_client import client_options  # noqa: E402
 from processors.history.replay import collect_results, request_flush  # noqa: E402
@@ -120,13 +122,6 @@ def load(bootstrap: str, events: Iterator[tuple[bytes, int, bytes]]) -> int:
     return n
 
 
-def rss_mib(pid: int, field: str = "VmRSS:") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def watermark(port: int) -> float | None:
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
@@ -170,7 +165,7 @@ def main() -> int:
     def sample() -> None:
         while not done.is_set() and worker.poll() is None:
             wm = watermark(port)
-            rss = rss_mib(worker.pid)
+            rss = tree_memory_mib(worker.pid)
             if wm is not None and wm >= START:
                 # The last minute's watermark stays while the end-of-replay flush closes
                 # every open window at once: that transient is reported apart (hour 24).
@@ -187,7 +182,7 @@ def main() -> int:
     try:
         collect_results(args.bootstrap, NS, timeout=7200, alive=lambda: worker.poll() is None)
         took = time.perf_counter() - started
-        peak = rss_mib(worker.pid, "VmHWM:")
+        peak = tree_memory_mib(worker.pid, "VmHWM")
     finally:
         done.set()
         worker.terminate()

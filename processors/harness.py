@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.config import Config, load_config
+from processors.core.compiled import Compiled
 from processors.core.gate import GateStep
 from processors.core.resolve import PartitionState, feed
 from processors.core.results import Row, dumps, identity, sort_key
 from processors.core.rollup import Rollup, alert_row
 from processors.core.stream_alerts import rules_of
-from processors.job.context import Context
 
 INF = float("inf")
 
@@ -49,7 +49,7 @@ def run(
     config: Config, lines: Iterable[bytes], partitions: int = 6, timings: Timings | None = None
 ) -> list[Row]:
     """Every results row of the stream, sorted as the results file is."""
-    ctx = Context(config, "harness", "", partitions)
+    ctx = Compiled(config)
     proc = config.processing
     step = GateStep(
         partitions,

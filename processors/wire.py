@@ -14,8 +14,6 @@ Version 1 of each; a field added later gets a default so older records still dec
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 # (role, late flags, event time, raw canonical event, watermark at the event's position)
@@ -48,13 +46,42 @@ class PartitionProgress(msgspec.Struct):
     next: int = 0
 
 
+Pair = tuple[str, str]  # (brand, platform), (site, network), (campaign, platform), ...
+
+
+class PartialBody(msgspec.Struct):
+    """A window's aggregates in one partition (``processors.core.resolve.Partial``), field
+    by field. Tables keyed by a pair travel as ``(a, b, value)`` rows (msgpack maps take no
+    tuple keys). The METRICS.md r2 tables default to empty: a version-1 body decodes."""
+
+    # (brand, platform, mentions, engagements, reshares mentioning, amplifiable posts)
+    smm: list[tuple[str, str, int, int, int, int]]
+    authors: list[tuple[str, str, dict[str, int]]]  # (brand, platform, {author: followers})
+    activity: dict[str, int]  # platform -> counted events
+    pageviews: dict[str, int]  # site -> pageviews
+    share_total: dict[str, int]  # site -> share clicks
+    first_ts: float | None
+    last_ts: float | None
+    campaigns: list[tuple[str, str, int]] = []
+    referrals: list[tuple[str, str, int]] = []
+    shares: list[tuple[str, str, int]] = []
+    conversions: list[tuple[str, str, int]] = []
+    campaign_pageviews: list[tuple[str, str, int]] = []
+    paid: list[tuple[str, str, int]] = []
+    sentiment: list[tuple[str, str, str, int]] = []  # (brand, platform, label, posts)
+    conversion_values: list[tuple[str, str, list[float]]] = []
+    top_posts: list[tuple[str, str, dict[str, int]]] = []  # 1h: this partition's top ten
+    author_mentions: list[tuple[str, str, dict[str, int]]] = []
+    links: list[tuple[str, str, dict[str, int]]] = []
+
+
 class PartialRecord(msgspec.Struct, tag="partial", tag_field="t"):
-    """A window's aggregates from one partition (``Partial.to_wire``); final or provisional."""
+    """A window's aggregates from one partition; final or provisional."""
 
     p: int
     size: int
     start: int
-    partial: dict[str, Any]
+    partial: PartialBody
     final: bool = True
 
 
@@ -81,6 +108,16 @@ class WindowCounts(msgspec.Struct):
 
 
 COUNTS_KEY_PREFIX = b"counts|"
+
+
+class Completion(msgspec.Struct):
+    """On ``<ns>.results`` under ``COMPLETE_KEY`` once a replay's every window is final:
+    a reader of the results (replay, benchmarks) stops there."""
+
+    complete: bool = True
+
+
+COMPLETE_KEY = b"__complete__"
 
 
 class GateReport(msgspec.Struct):
@@ -110,6 +147,7 @@ decode_flush_request = msgspec.json.Decoder(FlushRequest).decode
 encode_json = msgspec.json.Encoder().encode
 decode_checkpoint = msgspec.json.Decoder(GateCheckpoint).decode
 decode_window_counts = msgspec.json.Decoder(WindowCounts).decode
+decode_completion = msgspec.json.Decoder(Completion).decode
 decode_gate_report = msgspec.msgpack.Decoder(GateReport).decode
 
 # What a malformed internal record raises on decoding (or on its first use).

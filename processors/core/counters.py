@@ -27,14 +27,13 @@ def window_counts(p: Partial) -> dict[Key, float]:
         if value:
             out[(defn.name, labels)] = value
 
-    for (brand, platform), (mentions, engagements, reshares, amp_posts) in p.smm.items():
-        bp = (brand, platform)
+    for bp, c in p.smm.items():
         authors = p.authors.get(bp, {})
-        put(m.SMM_MENTIONS, bp, mentions)
-        put(m.SMM_ENGAGEMENTS, bp, engagements)
-        put(m.SMM_RESHARES, bp, reshares)
-        put(m.SMM_AMPLIFIABLE_POSTS, bp, amp_posts)
-        put(m.SMM_UNIQUE_AUTHORS, bp, len(authors) if mentions else 0)
+        put(m.SMM_MENTIONS, bp, c.mentions)
+        put(m.SMM_ENGAGEMENTS, bp, c.engagements)
+        put(m.SMM_RESHARES, bp, c.reshares)
+        put(m.SMM_AMPLIFIABLE_POSTS, bp, c.amplifiable)
+        put(m.SMM_UNIQUE_AUTHORS, bp, len(authors) if c.mentions else 0)
         put(m.SMM_POTENTIAL_REACH, bp, sum(authors.values()))
     for (brand, platform, label), n in p.sentiment.items():
         put(m.SMM_MENTIONS_BY_SENTIMENT, (brand, platform, label), n)

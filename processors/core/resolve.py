@@ -29,7 +29,7 @@ from processors.core.indices import Seen, SeenIds, TargetIndex, Targets
 from processors.core.matching import EMPTY, Tracker
 from processors.core.networks import NetworkClassifier, is_paid_medium
 from processors.core.windows import LATE_1M, LATE_BITS, SIZES, is_closed, window_start
-from processors.wire import GateBatch
+from processors.wire import GateBatch, PartialBody
 
 MINUTE = SIZES["1m"]
 HOUR = SIZES["1h"]
@@ -77,14 +77,44 @@ class Settings:
     attribution: float = 1800.0
 
 
+class SmmCounts:
+    """One brand's SMM counts on one platform in one window (METRICS.md's SMM metrics that
+    are plain counts; authors and reach come from ``Partial.authors``)."""
+
+    __slots__ = ("mentions", "engagements", "reshares", "amplifiable")
+
+    def __init__(
+        self, mentions: int = 0, engagements: int = 0, reshares: int = 0, amplifiable: int = 0
+    ) -> None:
+        self.mentions = mentions  # posts and reshares mentioning the brand
+        self.engagements = engagements  # reshares, reactions, replies of its content
+        self.reshares = reshares  # reshares that mention it (amplification numerator)
+        self.amplifiable = amplifiable  # its mentioning or own posts (the denominator)
+
+    def add(self, other: SmmCounts) -> None:
+        self.mentions += other.mentions
+        self.engagements += other.engagements
+        self.reshares += other.reshares
+        self.amplifiable += other.amplifiable
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SmmCounts) and (
+            self.mentions,
+            self.engagements,
+            self.reshares,
+            self.amplifiable,
+        ) == (other.mentions, other.engagements, other.reshares, other.amplifiable)
+
+    def __repr__(self) -> str:
+        return (f"SmmCounts({self.mentions}, {self.engagements}, {self.reshares}, "
+                f"{self.amplifiable})")  # fmt: skip
+
+
 @dataclass
 class Partial:
     """Aggregates of one window in one partition, mergeable across partitions."""
 
-    # (brand, platform) -> [mentions, engagements, reshares_mentioning, amplification_posts]
-    smm: dict[tuple[str, str], list[int]] = field(
-        default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0])
-    )
+    smm: dict[tuple[str, str], SmmCounts] = field(default_factory=lambda: defaultdict(SmmCounts))
     # (brand, platform) -> {author id: largest follower count seen (null = 0)}
     authors: dict[tuple[str, str], dict[str, int]] = field(
         default_factory=lambda: defaultdict(dict)
@@ -117,57 +147,59 @@ class Partial:
     first_ts: float | None = None  # earliest / latest event time counted in the window
     last_ts: float | None = None
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "smm": [[*k, *v] for k, v in self.smm.items()],
-            "authors": [[*k, a] for k, a in self.authors.items()],
-            "activity": dict(self.activity),
-            "campaigns": [[*k, v] for k, v in self.campaigns.items()],
-            "pageviews": dict(self.pageviews),
-            "share_total": dict(self.share_total),
-            "referrals": [[*k, v] for k, v in self.referrals.items()],
-            "shares": [[*k, v] for k, v in self.shares.items()],
-            "conversions": [[*k, v] for k, v in self.conversions.items()],
-            "campaign_pageviews": [[*k, v] for k, v in self.campaign_pageviews.items()],
-            "sentiment": [[*k, v] for k, v in self.sentiment.items()],
-            "paid": [[*k, v] for k, v in self.paid.items()],
-            "conversion_values": [[*k, v] for k, v in self.conversion_values.items()],
-            "top_posts": [[*k, v] for k, v in self.top_posts.items()],
-            "author_mentions": [[*k, v] for k, v in self.author_mentions.items()],
-            "links": [[*k, v] for k, v in self.links.items()],
-            "first_ts": self.first_ts,
-            "last_ts": self.last_ts,
-        }
+    def to_wire(self) -> PartialBody:
+        return PartialBody(
+            smm=[
+                (*k, v.mentions, v.engagements, v.reshares, v.amplifiable)
+                for k, v in self.smm.items()
+            ],  # fmt: skip
+            authors=[(*k, a) for k, a in self.authors.items()],
+            activity=dict(self.activity),
+            pageviews=dict(self.pageviews),
+            share_total=dict(self.share_total),
+            first_ts=self.first_ts,
+            last_ts=self.last_ts,
+            campaigns=[(*k, v) for k, v in self.campaigns.items()],
+            referrals=[(*k, v) for k, v in self.referrals.items()],
+            shares=[(*k, v) for k, v in self.shares.items()],
+            conversions=[(*k, v) for k, v in self.conversions.items()],
+            campaign_pageviews=[(*k, v) for k, v in self.campaign_pageviews.items()],
+            paid=[(*k, v) for k, v in self.paid.items()],
+            sentiment=[(*k, v) for k, v in self.sentiment.items()],
+            conversion_values=[(*k, v) for k, v in self.conversion_values.items()],
+            top_posts=[(*k, v) for k, v in self.top_posts.items()],
+            author_mentions=[(*k, v) for k, v in self.author_mentions.items()],
+            links=[(*k, v) for k, v in self.links.items()],
+        )
 
     @classmethod
-    def from_wire(cls, w: dict[str, Any]) -> Partial:
+    def from_wire(cls, w: PartialBody) -> Partial:
+        """A partial from its wire body; its tables are copies (partials merge in place)."""
         p = cls()
-        for b, pl, *v in w["smm"]:
-            p.smm[(b, pl)] = list(v)
-        for b, pl, a in w["authors"]:
+        for b, pl, mentions, engagements, reshares, amplifiable in w.smm:
+            p.smm[(b, pl)] = SmmCounts(mentions, engagements, reshares, amplifiable)
+        for b, pl, a in w.authors:
             p.authors[(b, pl)] = dict(a)
-        p.activity.update(w["activity"])
-        p.pageviews.update(w["pageviews"])
-        p.share_total.update(w["share_total"])
+        p.activity.update(w.activity)
+        p.pageviews.update(w.pageviews)
+        p.share_total.update(w.share_total)
         for name in ("campaigns", "referrals", "shares", "conversions", "campaign_pageviews",
                      "paid"):  # fmt: skip
             target = getattr(p, name)
-            for a, b, v in w.get(name, ()):
-                target[(a, b)] = v
+            for a, b, n in getattr(w, name):
+                target[(a, b)] = n
         for name in ("conversion_values", "top_posts", "author_mentions", "links"):
             target = getattr(p, name)
-            for a, b, v in w.get(name, ()):
-                target[(a, b)] = type(v)(v)  # a copy: partials are merged in place
-        for b, pl, lab, v in w.get("sentiment", ()):
-            p.sentiment[(b, pl, lab)] = v
-        p.first_ts, p.last_ts = w["first_ts"], w["last_ts"]
+            for a, b, v in getattr(w, name):
+                target[(a, b)] = type(v)(v)
+        for b, pl, lab, n in w.sentiment:
+            p.sentiment[(b, pl, lab)] = n
+        p.first_ts, p.last_ts = w.first_ts, w.last_ts
         return p
 
     def merge(self, other: Partial) -> None:
         for k, v in other.smm.items():
-            mine = self.smm[k]
-            for i in range(4):
-                mine[i] += v[i]
+            self.smm[k].add(v)
         for k, authors in other.authors.items():
             mine_a = self.authors[k]
             for aid, f in authors.items():
@@ -311,8 +343,8 @@ class PartitionState:
             part = w.partial
             for b in info.mentions:
                 row = part.smm[(b, p)]
-                row[0] += 1
-                row[3] += 1
+                row.mentions += 1
+                row.amplifiable += 1
                 _author(part, b, p, author.id, followers)
                 part.sentiment[(b, p, mood)] += 1
                 if size == HOUR:
@@ -321,7 +353,7 @@ class PartitionState:
                     for link in links:
                         _count(by_link, link)
             for b in info.owners:
-                part.smm[(b, p)][3] += 1
+                part.smm[(b, p)].amplifiable += 1
             for c in campaigns:
                 part.campaigns[(c, p)] += 1
 
@@ -450,18 +482,18 @@ class PartitionState:
             own = tr.owners(p, ev.author.id)
             if acc.role == REPLY_ENGAGEMENT:
                 for b in self._target_brands(p, ev.reply_to, ev.reply_to_author_id, acc.ts) - own:
-                    out.smm[(b, p)][1] += 1
+                    out.smm[(b, p)].engagements += 1
                     if hourly:
                         _count(engaged[(b, p)], ev.reply_to)
                 continue
             for b in self._target_brands(p, ev.target, ev.target_author_id, acc.ts) - own:
                 row = out.smm[(b, p)]
-                row[1] += 1  # a reshare or reaction of b content is an engagement for b
+                row.engagements += 1  # a reshare or reaction of b content engages b
                 if hourly:
                     _count(engaged[(b, p)], ev.target)
                 if kind == "reshare":
-                    row[0] += 1
-                    row[2] += 1
+                    row.mentions += 1
+                    row.reshares += 1
                     _author(out, b, p, ev.author.id, ev.author.followers or 0)
                     if hourly:
                         _count(out.author_mentions[(b, p)], ev.author.id)

@@ -34,7 +34,13 @@ def window_rows(size: int, start: int, merged: Partial, brands: tuple[str, ...])
         rows.append(row(metric, name, start, end, labels, value))
 
     platform_total: dict[str, int] = defaultdict(int)
-    for (b, p), (mentions, engagements, reshares, amp_posts) in sorted(merged.smm.items()):
+    for (b, p), c in sorted(merged.smm.items()):
+        mentions, engagements, reshares, amp_posts = (
+            c.mentions,
+            c.engagements,
+            c.reshares,
+            c.amplifiable,
+        )
         labels = {"brand": b, "platform": p}
         authors = merged.authors.get((b, p), {})
         # Python ints cannot overflow, but the results' JSON (and msgpack) stop at 64 bits:
@@ -55,7 +61,7 @@ def window_rows(size: int, start: int, merged: Partial, brands: tuple[str, ...])
     for p, total in sorted(platform_total.items()):
         if total:
             for b in brands:
-                m = merged.smm[(b, p)][0] if (b, p) in merged.smm else 0
+                m = merged.smm[(b, p)].mentions if (b, p) in merged.smm else 0
                 add("share_of_voice", {"brand": b, "platform": p}, m / total)
 
     for site, pv in sorted(merged.pageviews.items()):

@@ -50,14 +50,15 @@ _HELD_SPAN = (0, QUARTER - MINUTE, QUARTER)  # held(T) changes here after stalle
 Extract = Callable[[Partial], dict[Key, int]]
 
 
-def _smm(i: int) -> Extract:
-    return lambda p: {k: v[i] for k, v in p.smm.items() if v[i]}
+def _smm(count: str) -> Extract:
+    """One of ``SmmCounts``' counts, per (brand, platform) where it is not zero."""
+    return lambda p: {k: n for k, v in p.smm.items() if (n := getattr(v, count))}
 
 
 # How each alert's series is read from a merged 1m partial (the catalogue names it).
 SERIES: dict[str, Extract] = {
-    "engagements": _smm(1),
-    "mentions": _smm(0),
+    "engagements": _smm("engagements"),
+    "mentions": _smm("mentions"),
     "mentions_by_sentiment": lambda p: {
         (b, pl): n for (b, pl, label), n in p.sentiment.items() if label == "negative" and n
     },

@@ -24,8 +24,8 @@ from ingest.producer import partition_key
 from ingest.topics import Topics
 from processors.core.results import Row, identity, sort_key
 from processors.history.zstd_frames import zstd_lines
-from processors.job.rollup import COMPLETE_KEY
 from processors.wire import (
+    COMPLETE_KEY,
     COUNTS_KEY_PREFIX,
     FlushRequest,
     WindowCounts,

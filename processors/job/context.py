@@ -1,52 +1,24 @@
-"""What every agent of one namespace shares: configuration, compiled rules, topic names."""
+"""What every agent of one namespace shares: the compiled configuration, topic names and
+where each input partition's agent stands."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ingest.config import Config
 from ingest.kafka_client import Brokers
 from ingest.topics import Topics
-from processors.core import sentiment
-from processors.core.matching import Tracker
-from processors.core.networks import NetworkClassifier
-from processors.core.resolve import Settings
+from processors.core.compiled import Compiled
 
 
 @dataclass
-class Context:
-    config: Config
-    namespace: str
-    bootstrap: Brokers
-    partitions: int
+class Context(Compiled):
+    namespace: str = ""
+    bootstrap: Brokers = ""
+    partitions: int = 6
     topics: Topics = field(init=False)
-    tracker: Tracker = field(init=False)
-    classifier: NetworkClassifier = field(init=False)
-    settings: Settings = field(init=False)
-    scorer: sentiment.Scorer = field(init=False)
-    # (platform, author id) of [filters] exclude_authors
-    excluded: frozenset[tuple[str, str]] = field(init=False)
     # (topic, partition) -> the next input offset its agent expects (processors.job.watchdog)
     applied: dict[tuple[str, int], int] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.topics = Topics(self.namespace)
-        self.tracker = Tracker(self.config)
-        self.classifier = NetworkClassifier(self.config.networks.extra_domains)
-        p = self.config.processing
-        self.settings = Settings(
-            lateness=float(p.allowed_lateness_seconds),
-            dedupe_seconds=float(p.dedupe_seconds),
-            target_retention=float(p.target_retention_seconds),
-            attribution=float(p.session_attribution_seconds),
-        )
-        self.scorer = sentiment.scorer(self.config.sentiment.scorer)
-        self.excluded = frozenset(
-            (platform, str(author))
-            for platform, authors in self.config.filters.exclude_authors.items()
-            for author in authors
-        )
-
-    @property
-    def lateness(self) -> float:
-        return self.settings.lateness

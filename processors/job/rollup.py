@@ -33,8 +33,10 @@ from processors.job.durable import DurableTable, rocksdb_options
 from processors.job.gapfill import to_apply
 from processors.job.poison import Poison
 from processors.wire import (
+    COMPLETE_KEY,
     COUNTS_KEY_PREFIX,
     MALFORMED,
+    Completion,
     MarkerRecord,
     PartialRecord,
     RollupInput,
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 
 _unpack = msgspec.msgpack.Decoder().decode
 _pack = msgspec.msgpack.Encoder().encode
-COMPLETE_KEY = b"__complete__"
 ALERTS_KEY = b"~alerts"  # the stream alerts' state (series, firing, next boundary)
 SNAPSHOT_EVERY = 30.0  # seconds between saves of the stream alerts' state
 NEXT_KEY = b"~next"  # the next input offset (see processors.job.gapfill)
@@ -196,7 +197,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         if rows:
             await compact(r)
         if r.complete and isinstance(msg, MarkerRecord):
-            await results.send(key=COMPLETE_KEY, value=orjson.dumps({"complete": True}))
+            await results.send(key=COMPLETE_KEY, value=encode_json(Completion()))
 
     async def compact(r: Rollup) -> None:
         """Forget journal entries folded into final windows; keep markers' latest only."""

@@ -11,6 +11,7 @@ import yaml
 
 from processors import catalogue as m
 from processors.core.counters import window_counts
+from processors.core.resolve import Partial, SmmCounts
 from processors.core.stream_alerts import SERIES
 from processors.harness import run
 from tests.reference import dataset_r2
@@ -30,10 +31,8 @@ def test_every_result_counter_has_rows_and_a_live_counter() -> None:
     metrics_in_rows = {r["metric"] for r in rows}
     assert set(m.RESULT_COUNTERS) <= metrics_in_rows
     # The live counters come from the same partials: every counted metric is exported.
-    from processors.core.resolve import Partial
-
     p = Partial()
-    p.smm[("acme", "x")] = [1, 1, 1, 1]
+    p.smm[("acme", "x")] = SmmCounts(1, 1, 1, 1)
     p.authors[("acme", "x")] = {"a": 3}
     p.sentiment[("acme", "x", "negative")] = 1
     p.pageviews["s"] = 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.stack.proctree import children
 from ingest.config import load_config
 from processors.history.replay import collect_results, produce_lines, request_flush
 from processors.job.topology import delete_namespace, ensure_topics
@@ -23,13 +24,6 @@ from tests.processors.job.test_replay import (  # noqa: F401 - dataset is a fixt
 )
 
 pytestmark = pytest.mark.integration
-
-
-def children(pid: int) -> set[int]:
-    out: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        out |= {int(c) for c in (task / "children").read_text().split()}
-    return out
 
 
 def gate_child(pid: int, timeout: float = 60.0, other_than: int | None = None) -> int:
