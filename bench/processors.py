@@ -5,7 +5,13 @@
 Generates a realistic mix (60% social, 40% web), loads it into ``bench.events``, then
 measures (a) raw aiokafka ``getmany`` consumption of that topic and (b) one ``ripple
 worker`` processing it end to end (gate, resolve, rollup, all metrics) until every window
-is final. Prints events/s for both, their ratio and the worker's peak RSS.
+is final. Prints events/s for both, their ratio, the worker's peak RSS and how many events
+arrived late (late events skip the work, so a run where many are late measures less).
+
+``bench.events`` has one partition by default, as a replay's: the worker reads the mix in
+its order and no event is late. With ``--events-partitions 6`` the gate reads the
+partitions' chunks one after another, the watermark runs ahead, and about 70% of the
+events are late for every window: the figure then says little about the processors.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -82,13 +89,27 @@ def record_time(bootstrap: str, topic: str, first: bool, key: bytes | None = Non
     return best
 
 
+def scrape_sum(port: int, metric: str) -> dict[str, float]:
+    """``metric`` on the worker's /metrics, summed by its ``window`` label."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            labels, value = line[len(metric) + 1 :].rsplit("} ", 1)
+            window = dict(kv.split("=", 1) for kv in labels.split(","))["window"].strip('"')
+            out[window] = out.get(window, 0.0) + float(value)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--events", type=int, default=1_000_000)
-    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--partitions", type=int, default=6, help="the stateful stage's partitions")
+    ap.add_argument("--events-partitions", type=int, default=1,
+                    help="partitions of bench.events (default 1: in order, as a replay)")  # fmt: skip
     ap.add_argument("--one-process", action="store_true",
                     help="run the gate inside the worker's process ([processing] gate_process = false)")  # fmt: skip
     args = ap.parse_args()
@@ -105,7 +126,7 @@ def main() -> int:
     )
 
     delete_namespace(args.bootstrap, NS)
-    ensure_topics(args.bootstrap, NS, args.partitions, args.partitions)
+    ensure_topics(args.bootstrap, NS, args.partitions, args.events_partitions)
     t = time.perf_counter()
     n = produce_lines(args.bootstrap, NS, generate(spec))
     print(f"loaded {n} events into {Topics(NS).events} in {time.perf_counter() - t:.1f}s")
@@ -115,7 +136,7 @@ def main() -> int:
 
     request_flush(args.bootstrap, NS)
     cmd = [sys.executable, "-m", "deploy.cli", "worker", "--config", str(cfg), "--namespace", NS,
-           "--web-port", str(free_port()), "--state-dir", str(tmp / "state"), "--loglevel", "warning"]  # fmt: skip
+           "--web-port", str(port := free_port()), "--state-dir", str(tmp / "state"), "--loglevel", "warning"]  # fmt: skip
     log = (tmp / "worker.log").open("wb")
     worker = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -123,6 +144,7 @@ def main() -> int:
             args.bootstrap, NS, timeout=3600, alive=lambda: worker.poll() is None
         )
         rss = tree_memory_mib(worker.pid, "VmHWM")
+        late = scrape_sum(port, "ripple_processor_late_events_total")
     finally:
         worker.terminate()
         worker.wait(30)
@@ -133,6 +155,8 @@ def main() -> int:
         f"(b) one worker end to end: {rate:,.0f} events/s ({ended - began:.1f}s, {len(rows)} result rows)"
     )
     print(f"ratio (b)/(a): {rate / raw:.2f}")
+    shown = ", ".join(f"{w} {v:,.0f} ({v / n:.0%})" for w, v in sorted(late.items()))
+    print(f"late events (they skip the work): {shown or 'none'}")
     print(f"worker peak RSS (with its gate process): {rss:.0f} MiB")
     print(f"worker log: {tmp / 'worker.log'}")
     return 0

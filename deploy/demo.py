@@ -228,7 +228,7 @@ class Feeder(threading.Thread):
         from processors.history.replay import produce_lines
 
         try:
-            produce_lines(self.bootstrap, self.namespace, self.events())
+            produce_lines(self.bootstrap, self.namespace, self.events(), live=True)
         except Exception as exc:  # reported by the command, which keeps the stack running
             self.progress.error = f"{type(exc).__name__}: {exc}"
         finally:

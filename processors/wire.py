@@ -14,10 +14,24 @@ Version 1 of each; a field added later gets a default so older records still dec
 
 from __future__ import annotations
 
+from typing import Annotated, TypedDict
+
 import msgspec
 
-# (role, late flags, event time, raw canonical event, watermark at the event's position)
-Item = tuple[int, int, float, bytes, float]
+from ingest.events import MIN_TS  # EVENTS.md's earliest event time
+
+MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z: finite (the gate bounds it far tighter)
+
+# (role, late flags, event time, raw canonical event, watermark at the event's position).
+# The constraints are what the gate guarantees; msgspec checks them while decoding, so a
+# crafted item fails there (role 0 primary, 1 reply engagement; flags: late bits + excluded).
+Item = tuple[
+    Annotated[int, msgspec.Meta(ge=0, le=1)],
+    Annotated[int, msgspec.Meta(ge=0, lt=8)],
+    Annotated[float, msgspec.Meta(ge=MIN_TS, le=MAX_TS)],
+    bytes,
+    float,  # -inf before the first event; a NaN would never pass a comparison (inert)
+]
 
 
 class GateCheckpoint(msgspec.Struct):
@@ -120,6 +134,19 @@ class Completion(msgspec.Struct):
 COMPLETE_KEY = b"__complete__"
 
 
+class ResultRow(TypedDict):
+    """A results row (METRICS.md's results-file format), on ``<ns>.results`` as JSON under
+    its identity. A TypedDict, not a Struct: rows are read as plain dicts everywhere (report,
+    replay, tests), and msgspec validates them as this on decoding just the same."""
+
+    metric: str
+    window: str  # "1m", "1h" or "event" (alert transitions)
+    window_start: str  # RFC 3339, UTC
+    window_end: str
+    labels: dict[str, str]
+    value: int | float
+
+
 class GateReport(msgspec.Struct):
     """What one gate batch did, for the worker's metrics: the gate runs in a process of its
     own (``processors.job.gate_process``) and sends this to the worker after each batch."""
@@ -148,6 +175,7 @@ encode_json = msgspec.json.Encoder().encode
 decode_checkpoint = msgspec.json.Decoder(GateCheckpoint).decode
 decode_window_counts = msgspec.json.Decoder(WindowCounts).decode
 decode_completion = msgspec.json.Decoder(Completion).decode
+decode_result_row = msgspec.json.Decoder(ResultRow).decode
 decode_gate_report = msgspec.msgpack.Decoder(GateReport).decode
 
 # What a malformed internal record raises on decoding (or on its first use).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ class R:
     value: float
 
 
-def parse_rows(raw: Iterable[dict[str, Any]], where: str) -> list[R]:
+def parse_rows(raw: Iterable[Mapping[str, Any]], where: str) -> list[R]:
     out = []
     for i, r in enumerate(raw, 1):
         try:

@@ -7,8 +7,9 @@ from typing import Any
 import orjson
 
 from processors.core.windows import iso
+from processors.wire import ResultRow
 
-Row = dict[str, Any]
+Row = ResultRow
 
 
 def row(

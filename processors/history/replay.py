@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -23,12 +24,14 @@ from ingest.kafka_client import Brokers, client_options
 from ingest.producer import partition_key
 from ingest.topics import Topics
 from processors.core.results import Row, identity, sort_key
+from processors.history.batch_producer import produce_batched
 from processors.history.zstd_frames import zstd_lines
 from processors.wire import (
     COMPLETE_KEY,
     COUNTS_KEY_PREFIX,
     FlushRequest,
     WindowCounts,
+    decode_result_row,
     decode_window_counts,
     encode_json,
 )
@@ -66,6 +69,12 @@ def key_and_time(line: bytes) -> tuple[bytes | None, int | None]:
     return partition_key(ev), int(parse_ts(ev.ts) * 1000)
 
 
+def _keyed(lines: Iterable[bytes]) -> Iterator[tuple[bytes | None, bytes, int | None]]:
+    for line in lines:
+        key, ts = key_and_time(line)
+        yield key, line, ts
+
+
 def produce_lines(
     bootstrap: Brokers,
     namespace: str,
@@ -73,9 +82,16 @@ def produce_lines(
     *,
     pace: Callable[[int | None], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    live: bool = False,
 ) -> int:
-    """Produce every line (invalid ones too: the DLQ must see them), in order; returns count."""
+    """Produce every line (invalid ones too: the DLQ must see them), in order; returns count.
+
+    Unpaced input that never waits (a file, a topic's range) goes out in whole record
+    batches (``batch_producer``); paced or ``live`` input (the demo's feed, which sleeps
+    between events) record by record, so each event leaves as soon as it is read."""
     topic = Topics(namespace).events
+    if pace is None and not live:
+        return produce_batched(bootstrap, topic, _keyed(lines), progress)
     producer = KafkaProducer(
         **client_options(bootstrap, "kafka-python"),
         acks="all",
@@ -163,7 +179,12 @@ def collect_results(
                         record = decode_window_counts(rec.value)
                         counts[record.start] = record
                     continue
-                row = orjson.loads(rec.value)
+                try:
+                    row = decode_result_row(rec.value)
+                except msgspec.ValidationError as exc:  # not from a rollup: say where
+                    raise ValueError(
+                        f"{rec.topic}@{rec.offset}: not a results row: {exc}"
+                    ) from None
                 rows[identity(row)] = row
                 if on_row is not None:
                     on_row(len(rows))

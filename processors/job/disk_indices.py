@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict
+from rocksdict import AccessType, BlockBasedOptions, Cache, Options, Rdict, WriteOptions
 
 _TS = struct.Struct(">d")
 SEEN, TARGET = b"s", b"t"
@@ -33,7 +33,13 @@ def open_db(path: Path, cache_mb: int, ttl_seconds: int) -> Rdict:
     opts.set_write_buffer_size(16 * 1024 * 1024)
     opts.set_max_write_buffer_number(2)
     opts.create_if_missing(True)
-    return Rdict(str(path), options=opts, access_type=AccessType.with_ttl(ttl_seconds))
+    db = Rdict(str(path), options=opts, access_type=AccessType.with_ttl(ttl_seconds))
+    # No write-ahead log: the indices are a cache that a partition's rebuild clears and
+    # refills from the item log, so what a crash loses of them was going to be rebuilt.
+    writes = WriteOptions()
+    writes.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stubs say method
+    db.set_write_options(writes)
+    return db
 
 
 def _prefix(partition: int) -> bytes:

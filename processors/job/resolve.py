@@ -16,7 +16,6 @@ double counts after a crash.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,10 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.errors import KafkaError
 
-from ingest.events import MIN_TS
 from ingest.kafka_client import client_options
 from ingest.telemetry import counter, histogram
 from processors.catalogue import PROC_BATCH_SECONDS, PROC_DUPLICATES, PROC_FILTERED
-from processors.core.resolve import (
-    PRIMARY,
-    PRUNE_STEP,
-    REPLY_ENGAGEMENT,
-    PartitionState,
-    feed,
-)
+from processors.core.resolve import PRUNE_STEP, PartitionState, feed
 from processors.job import disk_indices
 from processors.job.context import Context
 from processors.job.durable import DurableTable, rocksdb_options
@@ -85,15 +77,6 @@ def marker_watermark(b: GateBatch | PartitionProgress) -> float:
     if b.flushed:
         return float("inf")
     return b.wm if b.wm is not None else float("-inf")
-
-
-def check_item(item: tuple[int, int, float, bytes, float]) -> None:
-    """What the gate guarantees of an item; ValueError for anything else (a poison record)."""
-    role, flags, ts, raw, wm = item
-    if role not in (PRIMARY, REPLY_ENGAGEMENT) or not 0 <= flags < 8:
-        raise ValueError(f"bad role {role} or flags {flags}")
-    if not (math.isfinite(ts) and ts >= MIN_TS) or math.isnan(wm):
-        raise ValueError(f"event time {ts} or watermark {wm} out of range")
 
 
 def register(app: faust.App, ctx: Context) -> Any:
@@ -240,9 +223,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         st = states[p]
         where = f"{batches_name}[{p}]@{offset}"
         try:
-            b = decode_gate_batch(value)
-            for item in b.items:
-                check_item(item)
+            b = decode_gate_batch(value)  # items checked against wire.Item's constraints
         except MALFORMED as exc:
             # A crafted or corrupt record (the gate never writes one): to the DLQ with the
             # reason, never a crash loop; nothing of it is applied.

@@ -178,9 +178,7 @@ def register(app: faust.App, ctx: Context) -> Any:
     async def step(r: Rollup, offset: int, value: bytes) -> None:
         ctx.applied[(partials_name, 0)] = offset + 1
         try:
-            msg = decode_rollup_input(value)
-            if isinstance(msg, PartialRecord):
-                Partial.from_wire(msg.partial)  # a malformed partial fails here, not in apply
+            msg = decode_rollup_input(value)  # typed to the last field: malformed fails here
         except MALFORMED as exc:
             await poison.send(value, "invalid_internal_record", f"{partials_name}@{offset}: {exc}")
             await journal.put(0, NEXT_KEY, _pack(offset + 1))

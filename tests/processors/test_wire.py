@@ -11,6 +11,7 @@ from processors.wire import (
     MALFORMED,
     MarkerRecord,
     PartialRecord,
+    decode_gate_batch,
     decode_rollup_input,
     pack,
 )
@@ -90,3 +91,30 @@ def test_a_malformed_record_fails_at_decoding(record: dict[str, object]) -> None
 def test_a_marker_decodes_as_a_marker() -> None:
     msg = decode_rollup_input(pack(MarkerRecord(1, 120.0, False, 130.0)))
     assert msg == MarkerRecord(1, 120.0, False, 130.0)
+
+
+def _batch(item: list[object]) -> bytes:
+    return msgspec.msgpack.encode({"wm": None, "flushed": False, "max_ts": None, "items": [item]})
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        ([2, 0, 1.7e9, b"{}", 1.7e9], "<= 1"),  # no such role
+        ([0, 8, 1.7e9, b"{}", 1.7e9], "<= 7"),  # no such flag
+        ([0, 0, 1.0, b"{}", 1.7e9], ">= 946684800"),  # before 2000
+        ([0, 0, float("inf"), b"{}", 1.7e9], "<= 253402300799"),
+        ([0, 0, float("nan"), b"{}", 1.7e9], ">= 946684800"),
+        ([0, 0, 1.7e9, "text", 1.7e9], "Expected `bytes`"),
+    ],
+)
+def test_a_gate_item_outside_what_the_gate_writes_fails_at_decoding(
+    item: list[object], problem: str
+) -> None:
+    with pytest.raises(msgspec.ValidationError, match=problem):
+        decode_gate_batch(_batch(item))
+
+
+def test_a_gate_item_as_the_gate_writes_it_decodes() -> None:
+    b = decode_gate_batch(_batch([1, 5, 1.7e9, b"{}", float("-inf")]))
+    assert b.items == [(1, 5, 1.7e9, b"{}", float("-inf"))]

@@ -281,8 +281,12 @@ def test_poison_records_on_internal_topics_go_to_the_dlq_and_change_nothing(
     bad_items = msgspec.msgpack.encode(
         {"wm": None, "flushed": False, "max_ts": None, "items": [[0, 0, 1.7e9, b"{nope", 1.7e9]]}
     )
+    bad_role = msgspec.msgpack.encode(
+        {"wm": None, "flushed": False, "max_ts": None, "items": [[7, 0, 1.7e9, b"{}", 1.7e9]]}
+    )
     poison = [
         (topics.internal("batches"), 0, b"\x00not msgpack"),
+        (topics.internal("batches"), 0, bad_role),
         (topics.internal("batches"), 1, bad_items),
         (topics.internal("batches"), 2, msgspec.msgpack.encode({"items": "?"})),
         (topics.internal("partials"), 0, b"\xc1"),
@@ -312,7 +316,7 @@ def test_poison_records_on_internal_topics_go_to_the_dlq_and_change_nothing(
     consumer.assign([TopicPartition(topics.dlq, 0)])
     reasons = [dict(r.headers).get("ripple-reason") for r in consumer]
     consumer.close()
-    assert reasons.count(b"invalid_internal_record") == 5
+    assert reasons.count(b"invalid_internal_record") == 6
     assert reasons.count(b"invalid_control_record") == 1
 
 
