@@ -17,6 +17,7 @@ still counts while the engagement's window is open.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -256,6 +257,8 @@ class PartitionState:
         self.sessions: dict[tuple[str, str], list[tuple[float, int, str | None]]] = defaultdict(
             list
         )
+        # (pageview time, session key), a heap: which sessions the next prune must filter
+        self._session_expiry: list[tuple[float, tuple[str, str]]] = []
         self.windows: dict[tuple[int, int], WindowAcc] = {}
         self._arrival = 0
         self._next_close = float("inf")  # earliest close time of an open window
@@ -388,7 +391,9 @@ class PartitionState:
             ev.referrer,
             self.tracker.sites.get(ev.site, ()),
         )
-        self.sessions[(ev.site, ev.session)].append((ts, self._arrival, net))
+        key = (ev.site, ev.session)
+        self.sessions[key].append((ts, self._arrival, net))
+        heapq.heappush(self._session_expiry, (ts, key))
         return net
 
     # -- windows -------------------------------------------------------------------
@@ -432,7 +437,15 @@ class PartitionState:
         self.targets.expire_before(wm - s.target_retention)
         # A conversion still counted (its 1h window open) looks back one attribution window.
         horizon = wm - s.lateness - 3600 - s.attribution
-        for key, pvs in list(self.sessions.items()):
+        # Only sessions holding a pageview older than the horizon are filtered (the heap
+        # names them, oldest first): the same result as filtering every session, without
+        # walking all of them at each prune.
+        expiry = self._session_expiry
+        while expiry and expiry[0][0] < horizon:
+            key = heapq.heappop(expiry)[1]
+            pvs = self.sessions.get(key)
+            if pvs is None:
+                continue  # emptied by an earlier pageview of the same session
             kept = [pv for pv in pvs if pv[0] >= horizon]  # arrival order, not time order
             if not kept:
                 del self.sessions[key]
