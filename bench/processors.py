@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,6 +29,7 @@ from kafka import KafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.worker_metrics import late_events  # noqa: E402
 from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG, HistorySpec, generate  # noqa: E402
 from deploy.stack.proctree import tree_memory_mib  # noqa: E402
@@ -89,18 +89,6 @@ def record_time(bootstrap: str, topic: str, first: bool, key: bytes | None = Non
     return best
 
 
-def scrape_sum(port: int, metric: str) -> dict[str, float]:
-    """``metric`` on the worker's /metrics, summed by its ``window`` label."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(metric + "{"):
-            labels, value = line[len(metric) + 1 :].rsplit("} ", 1)
-            window = dict(kv.split("=", 1) for kv in labels.split(","))["window"].strip('"')
-            out[window] = out.get(window, 0.0) + float(value)
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,7 +132,7 @@ def main() -> int:
             args.bootstrap, NS, timeout=3600, alive=lambda: worker.poll() is None
         )
         rss = tree_memory_mib(worker.pid, "VmHWM")
-        late = scrape_sum(port, "ripple_processor_late_events_total")
+        late = late_events(port)
     finally:
         worker.terminate()
         worker.wait(30)

@@ -26,15 +26,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.worker_metrics import late_events  # noqa: E402
 from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG  # noqa: E402
 from deploy.stack.proctree import tree_memory_mib  # noqa: E402
 from ingest.events import format_ts  # noqa: E402
-from ingest.kafka_client import client_options  # noqa: E402
+from processors.history.batch_producer import produce_batched  # noqa: E402
 from processors.history.replay import collect_results, request_flush  # noqa: E402
 from processors.job.topology import delete_namespace, ensure_topics  # noqa: E402
 
@@ -111,15 +111,7 @@ def platform_of(ev: dict[str, object]) -> str:
 
 def load(bootstrap: str, events: Iterator[tuple[bytes, int, bytes]]) -> int:
     """Produce straight to ``soak.events`` (no per-line validation: the generator's own)."""
-    producer = KafkaProducer(**client_options(bootstrap, "kafka-python"), acks=1, linger_ms=50,
-                             batch_size=1 << 20, compression_type="lz4")  # fmt: skip
-    n = 0
-    for key, ts, value in events:
-        producer.send(f"{NS}.events", value=value, key=key, timestamp_ms=ts)
-        n += 1
-    producer.flush()
-    producer.close()
-    return n
+    return produce_batched(bootstrap, f"{NS}.events", ((k, v, ts) for k, ts, v in events))
 
 
 def watermark(port: int) -> float | None:
@@ -141,14 +133,17 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=5_000_000)
     ap.add_argument("--authors", type=int, default=1_000_000)
     ap.add_argument("--sessions", type=int, default=500_000)
-    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--partitions", type=int, default=6, help="the stateful stage's partitions")
+    ap.add_argument("--events-partitions", type=int, default=1,
+                    help="partitions of soak.events (default 1: in order, so no event is late "
+                         "and every one reaches the state)")  # fmt: skip
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ripple-soak-"))
     cfg = tmp / "soak.toml"
     cfg.write_text(f'[kafka]\nbootstrap = "{args.bootstrap}"\npartitions = {args.partitions}\n\n'
                    + DEMO_CONFIG)  # fmt: skip
     delete_namespace(args.bootstrap, NS)
-    ensure_topics(args.bootstrap, NS, args.partitions, args.partitions)
+    ensure_topics(args.bootstrap, NS, args.partitions, args.events_partitions)
     t = time.perf_counter()
     n = load(args.bootstrap, generate(args.events, args.authors, args.sessions))
     print(
@@ -183,6 +178,7 @@ def main() -> int:
         collect_results(args.bootstrap, NS, timeout=7200, alive=lambda: worker.poll() is None)
         took = time.perf_counter() - started
         peak = tree_memory_mib(worker.pid, "VmHWM")
+        late = late_events(port)
     finally:
         done.set()
         worker.terminate()
@@ -191,6 +187,8 @@ def main() -> int:
     print("peak RSS per hour of event time (MiB): "
           + " ".join(f"{h}:{v:.0f}" for h, v in sorted(per_hour.items()) if h < 24))  # fmt: skip
     print(f"end-of-replay flush (every window closes at once): {per_hour.get(24, 0):.0f} MiB")
+    shown = ", ".join(f"{w} {v:,.0f}" for w, v in sorted(late.items()))
+    print(f"late events (they never reach the state): {shown or 'none'}")
     print(f"peak RSS: {peak:.0f} MiB (target <= 1024)")
     mid = max((v for h, v in per_hour.items() if 6 <= h < 12), default=float("nan"))
     last = max((v for h, v in per_hour.items() if 18 <= h < 24), default=float("nan"))

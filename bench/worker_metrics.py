@@ -1,0 +1,18 @@
+"""What the benchmarks read of a worker's /metrics."""
+
+from __future__ import annotations
+
+import urllib.request
+
+
+def late_events(port: int) -> dict[str, float]:
+    """``ripple_processor_late_events_total`` of the worker on ``port``, by window."""
+    metric = "ripple_processor_late_events_total"
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            labels, value = line[len(metric) + 1 :].rsplit("} ", 1)
+            window = dict(kv.split("=", 1) for kv in labels.split(","))["window"].strip('"')
+            out[window] = out.get(window, 0.0) + float(value)
+    return out
