@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.worker_metrics import late_events  # noqa: E402
+from bench.worker_metrics import late_events, watermark  # noqa: E402
 from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG  # noqa: E402
 from deploy.stack.proctree import tree_memory_mib  # noqa: E402
@@ -112,17 +111,6 @@ def platform_of(ev: dict[str, object]) -> str:
 def load(bootstrap: str, events: Iterator[tuple[bytes, int, bytes]]) -> int:
     """Produce straight to ``soak.events`` (no per-line validation: the generator's own)."""
     return produce_batched(bootstrap, f"{NS}.events", ((k, v, ts) for k, ts, v in events))
-
-
-def watermark(port: int) -> float | None:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
-    except OSError:
-        return None
-    for line in text.decode().splitlines():
-        if line.startswith("ripple_processor_watermark_timestamp_seconds{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def main() -> int:
