@@ -6,7 +6,7 @@ worker and its gate process together).
 Generates 24 hours of event time (60% social from 1,000,000 distinct authors, 40% website
 from 500,000 sessions; posts, reactions, reshares, replies, pageviews, share clicks and
 conversions), loads it into ``soak.events``, then plays it at full speed through one
-``ripple worker``. Once per hour of event time (the worker's watermark gauge) it prints
+``ripple worker``. Once per hour of event time made final (the rollup's closed 1m windows) it prints
 the worker's resident memory; at the end the peak, and the peak of the last 6 hours
 against hours 6-12 (flat means the state does not grow with the day's traffic).
 Targets (issue 9): peak RSS <= 1 GiB, last-6-hours peak within 10% of hours 6-12.
@@ -28,10 +28,11 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.worker_metrics import late_events, watermark  # noqa: E402
+from bench.worker_metrics import late_events, windows_closed  # noqa: E402
 from deploy.commands.replay import free_port  # noqa: E402
 from deploy.history import DEMO_CONFIG  # noqa: E402
 from deploy.stack.proctree import tree_memory_mib  # noqa: E402
+from ingest.config import load_config  # noqa: E402
 from ingest.events import format_ts  # noqa: E402
 from processors.history.batch_producer import produce_batched  # noqa: E402
 from processors.history.replay import collect_results, request_flush  # noqa: E402
@@ -145,14 +146,18 @@ def main() -> int:
     per_hour: dict[int, float] = {}
     done = threading.Event()
 
+    # Progress is the rollup's: 1m windows made final (the gate's watermark runs hours ahead
+    # of resolve when the input is read at full speed). Past the last window the watermark
+    # can close, the end-of-replay flush closes every open window at once: reported apart.
+    lateness_minutes = load_config(cfg).processing.allowed_lateness_seconds // 60
+    flush_from = 24 * 60 - 2 - lateness_minutes
+
     def sample() -> None:
         while not done.is_set() and worker.poll() is None:
-            wm = watermark(port)
+            closed = windows_closed(port, "1m")
             rss = tree_memory_mib(worker.pid)
-            if wm is not None and wm >= START:
-                # The last minute's watermark stays while the end-of-replay flush closes
-                # every open window at once: that transient is reported apart (hour 24).
-                hour = min(int((wm - START) // 3600), 23) if wm < START + 86400 - 60 else 24
+            if closed is not None:
+                hour = 24 if closed >= flush_from else int(closed // 60)
                 if rss > per_hour.get(hour, 0):
                     if hour not in per_hour:
                         print(f"  event hour {hour:2d}: RSS {rss:6.0f} MiB", flush=True)

@@ -33,9 +33,6 @@ class DurableTable:
     def __iter__(self) -> Any:
         return iter(self.table)
 
-    def __len__(self) -> int:
-        return len(self.table)
-
     def get(self, key: bytes) -> bytes | None:
         return self.table.get(key)  # type: ignore[no-any-return]
 

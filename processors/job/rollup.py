@@ -13,6 +13,7 @@ record tells readers that every window is final.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ from processors.job.alerts import AlertSink
 from processors.job.context import Context
 from processors.job.durable import DurableTable, rocksdb_options
 from processors.job.gapfill import to_apply
+from processors.job.journal_slots import JournalSlots
 from processors.job.poison import Poison
 from processors.wire import (
     COMPLETE_KEY,
@@ -52,6 +54,9 @@ _pack = msgspec.msgpack.Encoder().encode
 ALERTS_KEY = b"~alerts"  # the stream alerts' state (series, firing, next boundary)
 SNAPSHOT_EVERY = 30.0  # seconds between saves of the stream alerts' state
 NEXT_KEY = b"~next"  # the next input offset (see processors.job.gapfill)
+# Window slots (open or final) noted before a compaction is tried; the environment can
+# lower it (the kill -9 test compacts at every final window, to rebuild from a compacted log).
+COMPACT_AT = int(os.environ.get("RIPPLE_ROLLUP_COMPACT_AT", "500"))
 
 
 def _is_entry(key: bytes) -> bool:
@@ -81,6 +86,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         await sink.refresh()
 
     holder: dict[str, Rollup] = {}
+    slots = [JournalSlots(ctx.lateness)]  # what of the journal still counts (one holder)
 
     @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
     async def _revoked(app_: Any, revoked: set[Any], **kw: Any) -> None:
@@ -103,15 +109,21 @@ def register(app: faust.App, ctx: Context) -> Any:
             wm = float("inf") if msg.flushed else (msg.wm if msg.wm is not None else float("-inf"))
             r.mark(msg.p, wm, msg.max_ts if msg.max_ts is not None else float("-inf"))
 
-    def rebuild() -> tuple[Rollup, list[Row], list[Transition]]:
+    async def rebuild() -> tuple[Rollup, list[Row], list[Transition]]:
         """Replay the journal; what it finalises is emitted again (idempotent by row key)."""
         r = new_rollup()
+        slots[0] = JournalSlots(ctx.lateness)
         saved = journal.get(ALERTS_KEY)
         if saved is not None:
             r.alerts.restore(_unpack(saved))
         keys = sorted(k for k in journal if _is_entry(k))
+        obsolete: list[bytes] = []
         for key in keys:
-            apply(r, decode_rollup_input(journal[key]))  # only valid records are journaled
+            msg = decode_rollup_input(journal[key])  # only valid records are journaled
+            obsolete += slots[0].note(key, msg, r.finalized_through)
+            apply(r, msg)
+        for key in obsolete:  # journaled before slots were noted: superseded revisions
+            await journal.delete(0, key)
         rows, alerts = r.finalize()
         log.info("rollup: rebuilt from %d journal entries", len(keys))
         return r, rows, alerts
@@ -139,9 +151,9 @@ def register(app: faust.App, ctx: Context) -> Any:
                 results_topic, orjson.dumps(identity(a)), orjson.dumps(a), 0, None, None
             )
             await sink.publish(a)
-        if rows:
-            for w in {x["window"] for x in rows}:
-                closed_windows.labels(ctx.namespace, w).inc()
+        # One count per window made final (a replay's flush finalises many at once).
+        for w, _start in {(x["window"], x["window_start"]) for x in rows}:
+            closed_windows.labels(ctx.namespace, w).inc()
         # The alerts' state is a week of series: written when an alert changes, before a
         # compaction drops the partials it was built from, and every 30 s, not per window.
         if alerts or (rows and time.monotonic() - saved_at[0] > SNAPSHOT_EVERY):
@@ -166,7 +178,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         async for event in stream.events():
             r = holder.get("r")
             if r is None:
-                r, rows, alerts = rebuild()
+                r, rows, alerts = await rebuild()
                 holder["r"] = r
                 await emit(r, rows, alerts, count=False)
             offset = event.message.offset
@@ -183,8 +195,11 @@ def register(app: faust.App, ctx: Context) -> Any:
             await poison.send(value, "invalid_internal_record", f"{partials_name}@{offset}: {exc}")
             await journal.put(0, NEXT_KEY, _pack(offset + 1))
             return
-        await journal.put(0, f"{offset:020d}".encode(), value)
+        key = f"{offset:020d}".encode()
+        await journal.put(0, key, value)
         await journal.put(0, NEXT_KEY, _pack(offset + 1))
+        for obsolete in slots[0].note(key, msg, r.finalized_through):
+            await journal.delete(0, obsolete)
         apply(r, msg)
         if isinstance(msg, PartialRecord) and not msg.final and msg.size == MINUTE:
             live = r.current(msg.size, msg.start)
@@ -198,24 +213,15 @@ def register(app: faust.App, ctx: Context) -> Any:
             await results.send(key=COMPLETE_KEY, value=encode_json(Completion()))
 
     async def compact(r: Rollup) -> None:
-        """Forget journal entries folded into final windows; keep markers' latest only."""
-        if len(journal) < 5000:
+        """Forget the journal entries of windows made final, in bulk: the stream alerts'
+        state they fed is saved first (a week of series: not once per window)."""
+        if len(slots[0].ends) < COMPACT_AT:
+            return
+        done = slots[0].finalized(r.finalized_through)
+        if not done:
             return
         await save_alerts(r)  # what the dropped partials fed into the alerts stays known
-        snapshot = [
-            (k, decode_rollup_input(journal[k])) for k in sorted(journal.keys()) if _is_entry(k)
-        ]
-        latest_marker: dict[int, bytes] = {}
-        for k, m in snapshot:
-            if isinstance(m, MarkerRecord):
-                latest_marker[m.p] = k
-        for k, m in snapshot:
-            final = (
-                isinstance(m, PartialRecord)
-                and m.start + m.size + ctx.lateness <= r.finalized_through
-            )
-            stale_marker = isinstance(m, MarkerRecord) and latest_marker[m.p] != k
-            if final or stale_marker:
-                await journal.delete(0, k)
+        for key in done:
+            await journal.delete(0, key)
 
     return rollup

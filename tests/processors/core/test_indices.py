@@ -24,22 +24,3 @@ def test_target_index_keeps_brand_posts_with_their_exact_time() -> None:
     assert idx.get("p2") is None and len(idx) == 1
     idx.expire_before(1_763_625_600.0 + 3600)
     assert idx.get("p1") is None
-
-
-def test_disk_indices_behave_like_the_memory_ones_and_clear_by_partition(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from processors.job.disk_indices import DiskSeen, DiskTargets, clear_partition, open_db
-
-    db = open_db(tmp_path / "idx", 8, 86400 * 9)
-    seen, other = DiskSeen(db, 0, 86400), DiskSeen(db, 1, 86400)
-    assert seen.add(0, "a", 7200.5) and not seen.add(0, "a", 9000.0) and seen.add(1, "a", 7200.5)
-    assert other.add(0, "a", 7200.5)  # partitions do not share ids
-    seen.expire_before(7201.0)  # ids older than 7201 s count as absent
-    assert seen.add(0, "a", 9000.0)
-    targets = DiskTargets(db, 0)
-    targets.add("p1", 1_763_625_600.123456, frozenset({"acme", "globex"}))
-    targets.add("p2", 1.0, frozenset())
-    assert targets.get("p1") == (1_763_625_600.123456, frozenset({"acme", "globex"}))
-    assert targets.get("p2") is None
-    clear_partition(db, 0)
-    assert targets.get("p1") is None and seen.add(0, "a", 9000.0)
-    assert not other.add(0, "a", 7200.5)  # partition 1 kept

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -113,11 +114,17 @@ def test_two_workers_give_the_same_results_as_one(dataset, namespace: str, tmp_p
 
 
 def _worker(
-    cfg: Path, namespace: str, state: Path, log: Path, port: int | None = None
+    cfg: Path,
+    namespace: str,
+    state: Path,
+    log: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "deploy.cli", "worker", "--config", str(cfg), "--namespace", namespace,
            "--web-port", str(port or free_port()), "--state-dir", str(state)]  # fmt: skip
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            env={**os.environ, **(env or {})})  # fmt: skip
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -152,27 +159,34 @@ def test_worker_killed_mid_replay_loses_nothing_and_counts_nothing_twice(
     ensure_topics(stack.bootstrap, namespace, config.kafka.partitions, 1)
     half = len(lines) // 2
     log = tmp_path / "workers.log"
-    # Two workers: the killed one's partitions and gate move to the survivor.
-    a = _worker(cfg, namespace, tmp_path / "a", log)
-    b = _worker(cfg, namespace, tmp_path / "b", log)
+    # Two workers: the one that runs the rollup is killed, so its journal is rebuilt by the
+    # survivor, which also takes over its resolve partitions. The rollup compacts its journal
+    # at every final window, so that rebuild reads a compacted log.
+    compacting = {"RIPPLE_ROLLUP_COMPACT_AT": "1"}
+    logs = {name: tmp_path / f"{name}.log" for name in "ab"}
+    workers = {name: _worker(cfg, namespace, tmp_path / name, logs[name], env=compacting)
+               for name in "ab"}  # fmt: skip
+    a, b = workers["a"], workers["b"]
     try:
         produce_lines(stack.bootstrap, namespace, lines[:half])
         deadline = time.monotonic() + 120
         while _result_count(stack.bootstrap, namespace) == 0:
             assert time.monotonic() < deadline, "no results before the kill"
             time.sleep(0.05)
-        os.kill(a.pid, signal.SIGKILL)  # in the middle: windows are closing, batches in flight
-        a.wait()
+        victim = workers[_rollup_owner(logs)]
+        os.kill(victim.pid, signal.SIGKILL)  # in the middle: windows are closing, batches in flight
+        victim.wait()
+        before = {f: f.stat().st_size for f in (*logs.values(), log) if f.exists()}
         produce_lines(stack.bootstrap, namespace, lines[half:])
         # And a fresh worker with an empty state dir: it recovers from the changelogs.
-        c = _worker(cfg, namespace, tmp_path / "c", log)
+        c = _worker(cfg, namespace, tmp_path / "c", log, env=compacting)
         try:
             request_flush(stack.bootstrap, namespace)
             got = collect_results(
                 stack.bootstrap,
                 namespace,
                 timeout=300,
-                alive=lambda: b.poll() is None or c.poll() is None,
+                alive=lambda: any(w.poll() is None for w in (a, b, c)),
             )
         finally:
             _stop(c)
@@ -180,7 +194,20 @@ def test_worker_killed_mid_replay_loses_nothing_and_counts_nothing_twice(
         for p in (a, b):
             if p.poll() is None:
                 _stop(p)
+    after_kill = [f.read_bytes()[before.get(f, 0) :] for f in (*logs.values(), log)]
+    assert any(b"rollup: rebuilt from" in text for text in after_kill)  # another took it over
     assert_same_rows(got, expected)
+
+
+def _rollup_owner(logs: dict[str, Path]) -> str:
+    """The worker that last rebuilt the rollup (its log lines start with their time)."""
+    last = {}
+    for name, f in logs.items():
+        lines = [x for x in f.read_text().splitlines() if "rollup: rebuilt from" in x]
+        if lines:
+            last[name] = lines[-1][:25]
+    assert last, "no worker runs the rollup"
+    return max(last, key=lambda n: last[n])
 
 
 def test_input_offsets_committed_past_what_was_applied_are_read_back(
@@ -224,7 +251,7 @@ def test_worker_counters_equal_the_results_1m_totals(
     window is final, each counter equals the sum of its 1m rows in the results."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from processors.catalogue import RESULT_COUNTERS
+    from processors.catalogue import PROC_WINDOWS_CLOSED, RESULT_COUNTERS
 
     cfg, _, lines, expected = dataset
     config = load_config(cfg)
@@ -262,6 +289,15 @@ def test_worker_counters_equal_the_results_1m_totals(
         and {k: v for k, v in scraped.items() if k[0] in {d.name for d in RESULT_COUNTERS.values()}}
         == want
     )
+    # Windows finalised: one count per window with rows, though the flush finalises many
+    # at once (it once counted one per emit).
+    windows = {(r["window"], r["window_start"]) for r in expected if r["metric"] != "alert"}
+    closed = {
+        dict(labels)["window"]: v
+        for (name, labels), v in scraped.items()
+        if name == PROC_WINDOWS_CLOSED.name
+    }
+    assert closed == dict(Counter(w for w, _ in windows)) and closed["1m"] > 1
 
 
 def test_poison_records_on_internal_topics_go_to_the_dlq_and_change_nothing(
