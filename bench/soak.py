@@ -6,8 +6,8 @@ worker and its gate process together).
 Generates 24 hours of event time (60% social from 1,000,000 distinct authors, 40% website
 from 500,000 sessions; posts, reactions, reshares, replies, pageviews, share clicks and
 conversions), loads it into ``soak.events``, then plays it at full speed through one
-``ripple worker``. Once per hour of event time made final (the rollup's closed 1m windows) it prints
-the worker's resident memory; at the end the peak, and the peak of the last 6 hours
+``ripple worker``. Once per hour of event time made final (the rollup's closed 1m
+windows) it prints the worker's resident memory; at the end the peak, and the peak of the last 6 hours
 against hours 6-12 (flat means the state does not grow with the day's traffic).
 Targets (issue 9): peak RSS <= 1 GiB, last-6-hours peak within 10% of hours 6-12.
 """

@@ -3,33 +3,35 @@
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Iterator
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from processors.catalogue import PROC_LATE, PROC_WINDOWS_CLOSED
 
 
-def _scrape(port: int) -> str:
-    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+def _samples(port: int, name: str) -> Iterator[tuple[dict[str, str], float]]:
+    """(labels, value) of each sample of ``name`` on the worker's /metrics."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                yield sample.labels, sample.value
 
 
 def late_events(port: int) -> dict[str, float]:
     """``ripple_processor_late_events_total`` of the worker on ``port``, by window."""
-    metric = "ripple_processor_late_events_total"
-    text = _scrape(port)
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(metric + "{"):
-            labels, value = line[len(metric) + 1 :].rsplit("} ", 1)
-            window = dict(kv.split("=", 1) for kv in labels.split(","))["window"].strip('"')
-            out[window] = out.get(window, 0.0) + float(value)
+    for labels, value in _samples(port, PROC_LATE.name):
+        out[labels["window"]] = out.get(labels["window"], 0.0) + value
     return out
 
 
 def windows_closed(port: int, window: str) -> float | None:
     """Windows of size ``window`` the worker's rollup has made final, or None while it is not up."""
-    metric = "ripple_processor_windows_closed_total{"
     try:
-        text = _scrape(port)
+        found = list(_samples(port, PROC_WINDOWS_CLOSED.name))
     except OSError:
         return None
-    for line in text.splitlines():
-        if line.startswith(metric) and f'window="{window}"' in line:
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sum(v for labels, v in found if labels["window"] == window)

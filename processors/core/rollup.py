@@ -146,17 +146,20 @@ class Rollup:
 
     def add_partial(
         self, partition: int, size: int, start: int, partial: Partial, final: bool = True
-    ) -> None:
+    ) -> bool:
+        """Hold ``partial`` as the window's latest from ``partition`` (it replaces the one
+        held); False when it is ignored."""
         if start + size + self.lateness <= self.finalized_through:
-            return  # already final; a re-sent partial after a restart changes nothing
+            return False  # already final; a re-sent partial after a restart changes nothing
         key = (size, start)
         if not final and (key, partition) in self.final_from:
-            return  # a late provisional revision (e.g. from a worker that lost the partition)
+            return False  # a late provisional revision (e.g. from a worker that lost the partition)
         self.partials[key][partition] = partial
         if final:
             self.final_from.add((key, partition))
         if partial.first_ts is not None:
             self.alerts.see_earliest(partial.first_ts)
+        return True
 
     def current(self, size: int, start: int) -> Partial | None:
         """The merged partials of a window still open (for live revisions), or None."""

@@ -23,37 +23,31 @@ Slot = tuple[int, ...]
 class JournalSlots:
     def __init__(self, lateness: float) -> None:
         self.lateness = lateness
-        self.current: dict[Slot, tuple[bytes, bool]] = {}  # slot -> (journal key, final)
+        self.keys: dict[Slot, bytes] = {}  # slot -> the journal key of its latest entry
         self.ends: dict[Slot, float] = {}  # partial slot -> when its window is final
 
-    def __len__(self) -> int:
-        return len(self.current)
+    def clear(self) -> None:
+        self.keys.clear()
+        self.ends.clear()
 
-    def note(self, key: bytes, msg: RollupInput, finalized_through: float) -> list[bytes]:
-        """Note the entry journaled under ``key``; returns the keys it makes obsolete (the
-        entry it supersedes, or itself when the rollup ignores it)."""
+    def note(self, key: bytes, msg: RollupInput, applied: bool) -> list[bytes]:
+        """Note the entry journaled under ``key``, once the rollup has applied it (``applied``
+        False: it ignored it, the rules being ``processors.core.rollup.Rollup``'s); returns
+        the keys it makes obsolete: the entry it supersedes, or itself when ignored."""
+        if not applied:
+            return [key]
         if isinstance(msg, MarkerRecord):
             slot: Slot = (msg.p,)
-            final = True
         else:
             slot = (msg.p, msg.size, msg.start)
-            final = msg.final
-            end = msg.start + msg.size + self.lateness
-            if end <= finalized_through:
-                return [key]  # its window is final already: the rollup ignores it
-            held = self.current.get(slot)
-            if held is not None and held[1] and not final:
-                return [key]  # a provisional revision after the final one: ignored
-            self.ends[slot] = end
-        old = self.current.get(slot)
-        self.current[slot] = (key, final)
-        return [old[0]] if old is not None else []
+            self.ends[slot] = msg.start + msg.size + self.lateness
+        old = self.keys.get(slot)
+        self.keys[slot] = key
+        return [old] if old is not None else []
 
     def finalized(self, finalized_through: float) -> list[bytes]:
         """Forget the entries of windows now final; returns their keys."""
         done = [slot for slot, end in self.ends.items() if end <= finalized_through]
-        keys = []
         for slot in done:
             del self.ends[slot]
-            keys.append(self.current.pop(slot)[0])
-        return keys
+        return [self.keys.pop(slot) for slot in done]

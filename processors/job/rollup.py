@@ -86,7 +86,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         await sink.refresh()
 
     holder: dict[str, Rollup] = {}
-    slots = [JournalSlots(ctx.lateness)]  # what of the journal still counts (one holder)
+    slots = JournalSlots(ctx.lateness)  # what of the journal still counts
 
     @app.on_partitions_revoked.connect  # type: ignore[misc,arg-type]
     async def _revoked(app_: Any, revoked: set[Any], **kw: Any) -> None:
@@ -102,17 +102,19 @@ def register(app: faust.App, ctx: Context) -> Any:
     def new_rollup() -> Rollup:
         return Rollup(ctx.partitions, ctx.tracker.brands, ctx.lateness, rules)
 
-    def apply(r: Rollup, msg: RollupInput) -> None:
+    def apply(r: Rollup, msg: RollupInput) -> bool:
+        """Apply one record; False when the rollup ignored it (see ``Rollup.add_partial``)."""
         if isinstance(msg, PartialRecord):
-            r.add_partial(msg.p, msg.size, msg.start, Partial.from_wire(msg.partial), msg.final)
-        else:
-            wm = float("inf") if msg.flushed else (msg.wm if msg.wm is not None else float("-inf"))
-            r.mark(msg.p, wm, msg.max_ts if msg.max_ts is not None else float("-inf"))
+            part = Partial.from_wire(msg.partial)
+            return r.add_partial(msg.p, msg.size, msg.start, part, msg.final)
+        wm = float("inf") if msg.flushed else (msg.wm if msg.wm is not None else float("-inf"))
+        r.mark(msg.p, wm, msg.max_ts if msg.max_ts is not None else float("-inf"))
+        return True
 
     async def rebuild() -> tuple[Rollup, list[Row], list[Transition]]:
         """Replay the journal; what it finalises is emitted again (idempotent by row key)."""
         r = new_rollup()
-        slots[0] = JournalSlots(ctx.lateness)
+        slots.clear()
         saved = journal.get(ALERTS_KEY)
         if saved is not None:
             r.alerts.restore(_unpack(saved))
@@ -120,8 +122,7 @@ def register(app: faust.App, ctx: Context) -> Any:
         obsolete: list[bytes] = []
         for key in keys:
             msg = decode_rollup_input(journal[key])  # only valid records are journaled
-            obsolete += slots[0].note(key, msg, r.finalized_through)
-            apply(r, msg)
+            obsolete += slots.note(key, msg, apply(r, msg))
         for key in obsolete:  # journaled before slots were noted: superseded revisions
             await journal.delete(0, key)
         rows, alerts = r.finalize()
@@ -198,9 +199,8 @@ def register(app: faust.App, ctx: Context) -> Any:
         key = f"{offset:020d}".encode()
         await journal.put(0, key, value)
         await journal.put(0, NEXT_KEY, _pack(offset + 1))
-        for obsolete in slots[0].note(key, msg, r.finalized_through):
+        for obsolete in slots.note(key, msg, apply(r, msg)):
             await journal.delete(0, obsolete)
-        apply(r, msg)
         if isinstance(msg, PartialRecord) and not msg.final and msg.size == MINUTE:
             live = r.current(msg.size, msg.start)
             if live is not None:
@@ -215,9 +215,9 @@ def register(app: faust.App, ctx: Context) -> Any:
     async def compact(r: Rollup) -> None:
         """Forget the journal entries of windows made final, in bulk: the stream alerts'
         state they fed is saved first (a week of series: not once per window)."""
-        if len(slots[0].ends) < COMPACT_AT:
+        if len(slots.ends) < COMPACT_AT:
             return
-        done = slots[0].finalized(r.finalized_through)
+        done = slots.finalized(r.finalized_through)
         if not done:
             return
         await save_alerts(r)  # what the dropped partials fed into the alerts stays known
